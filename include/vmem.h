@@ -1,0 +1,158 @@
+/*
+ * libvmem: the vmem resource allocator (Bonwick & Adams, USENIX 2001) in
+ * userspace, with the illumos vmem(9) API.
+ *
+ * An arena is a set of integers (addresses, offsets, identifiers) made of
+ * spans; allocations carve segments out of the spans.  Code written against
+ * illumos <sys/vmem.h> compiles unchanged against this header.
+ *
+ * Differences from illumos that a caller can observe are listed in
+ * docs/design.md ("Semantics"); the short version:
+ *   - invalid arguments return NULL with errno = EINVAL instead of panicking;
+ *   - VM_FIRSTFIT returns the lowest-addressed fit;
+ *   - VM_ENDALLOC places segments at the highest quantum-aligned address;
+ *   - bad frees are reported through vmem_set_error_handler() and, by
+ *     default, abort the process after the report.
+ */
+#ifndef VMEM_H
+#define VMEM_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* An arena.  Opaque: every access goes through the functions below. */
+typedef struct vmem vmem_t;
+
+/* Import callback: get `size` bytes of span from `source`. */
+typedef void *(vmem_alloc_t)(vmem_t *, size_t, int);
+/* Release callback: give a span back to `source`. */
+typedef void(vmem_free_t)(vmem_t *, void *, size_t);
+/* Extended import: may increase *size; the third argument is the alignment. */
+typedef void *(vmem_ximport_t)(vmem_t *, size_t *, size_t, int);
+
+/*
+ * Per-call flags (low 16 bits).  Exactly one of VM_SLEEP / VM_NOSLEEP; at
+ * most one fit policy.  No fit flag means "instant fit", constant time.
+ */
+#define VM_SLEEP     0x00000000 /* may block until the request can be met */
+#define VM_NOSLEEP   0x00000001 /* never block; NULL when exhausted */
+#define VM_PANIC     0x00000002 /* failure is fatal: report and abort() */
+#define VM_PUSHPAGE  0x00000004 /* accepted for compatibility; no effect */
+#define VM_NORMALPRI 0x00000008 /* accepted for compatibility; no effect */
+#define VM_KMFLAGS   0x000000ff /* flags passed through to import functions */
+#define VM_BESTFIT   0x00000100 /* smallest free segment that fits */
+#define VM_FIRSTFIT  0x00000200 /* lowest-addressed free segment that fits */
+#define VM_NEXTFIT   0x00000400 /* next fit after the previous allocation */
+#define VM_MEMLOAD   0x00000800 /* accepted for compatibility; no effect */
+#define VM_NORELOC   0x00001000 /* accepted for compatibility; no effect */
+#define VM_ABORT     0x00002000 /* on failure return NULL at once: no sleep, no reap */
+#define VM_ENDALLOC  0x00004000 /* prefer the highest addresses */
+#define VM_FLAGS     0x0000FFFF
+
+/* Arena creation flags (high 16 bits of vmem_create's vmflag). */
+#define VMC_POPULATOR  0x00010000 /* accepted for compatibility; no effect */
+#define VMC_NO_QCACHE  0x00020000 /* no quantum caches */
+#define VMC_IDENTIFIER 0x00040000 /* integers are identifiers, not memory */
+#define VMC_XALLOC     0x00080000 /* set by vmem_xcreate: ximport semantics */
+#define VMC_XALIGN     0x00100000 /* imports are aligned to the request */
+#define VMC_DUMPSAFE   0x00200000 /* accepted for compatibility; no effect */
+#define VMC_FLAGS      0xFFFF0000
+
+/* Segment types for vmem_walk() and vmem_size(). */
+#define VMEM_ALLOC     0x01
+#define VMEM_FREE      0x02
+#define VMEM_SPAN      0x10
+#define VMEM_REENTRANT 0x80000000 /* drop the arena lock around callbacks */
+/* The spellings used by the vmem_walk(9F) manual page. */
+#define VMBM_ALLOC VMEM_ALLOC
+#define VMBM_FREE  VMEM_FREE
+
+/* Longest arena name kept; longer names are truncated. */
+#define VMEM_NAMELEN 30
+
+vmem_t *vmem_create(const char *name, void *base, size_t size, size_t quantum,
+		    vmem_alloc_t *afunc, vmem_free_t *ffunc, vmem_t *source,
+		    size_t qcache_max, int vmflag);
+vmem_t *vmem_xcreate(const char *name, void *base, size_t size, size_t quantum,
+		     vmem_ximport_t *afunc, vmem_free_t *ffunc, vmem_t *source,
+		     size_t qcache_max, int vmflag);
+void vmem_destroy(vmem_t *vmp);
+
+void *vmem_add(vmem_t *vmp, void *vaddr, size_t size, int vmflag);
+
+void *vmem_alloc(vmem_t *vmp, size_t size, int vmflag);
+void *vmem_xalloc(vmem_t *vmp, size_t size, size_t align_arg, size_t phase,
+		  size_t nocross, void *minaddr, void *maxaddr, int vmflag);
+void vmem_free(vmem_t *vmp, void *vaddr, size_t size);
+void vmem_xfree(vmem_t *vmp, void *vaddr, size_t size);
+
+int vmem_contains(vmem_t *vmp, void *vaddr, size_t size);
+void vmem_walk(vmem_t *vmp, int typemask, void (*func)(void *, void *, size_t),
+	       void *arg);
+size_t vmem_size(vmem_t *vmp, int typemask);
+
+/* ---- libvmem extensions ------------------------------------------------ */
+
+/*
+ * Errors in the use of an arena (bad frees and the like) are reported
+ * through one handler.  The default handler writes the report to stderr;
+ * then, under VMEM_ERRORS_ABORT (the default), the process aborts.  Under
+ * VMEM_ERRORS_CONTINUE the offending call returns having changed nothing.
+ * The environment variable VMEM_ERROR_POLICY=abort|continue sets the initial
+ * policy.
+ */
+typedef enum vmem_error_kind {
+	VMEM_ERR_BAD_FREE = 1,   /* address never allocated here (or freed already) */
+	VMEM_ERR_DOUBLE_FREE,    /* debug build: freed twice, earlier free known */
+	VMEM_ERR_INTERIOR_FREE,  /* address is inside an allocated segment */
+	VMEM_ERR_SIZE_MISMATCH,  /* size differs from the allocation's */
+	VMEM_ERR_WRONG_ARENA,    /* segment belongs to another arena */
+	VMEM_ERR_FREE_XALLOC,    /* vmem_free() of a vmem_xalloc() segment */
+	VMEM_ERR_XFREE_CACHED,   /* vmem_xfree() of a quantum-cached allocation */
+	VMEM_ERR_DESTROY_BUSY,   /* vmem_destroy() of an arena that has importers */
+	VMEM_ERR_LEAK,           /* vmem_destroy() with segments still allocated */
+	VMEM_ERR_PANIC,          /* a VM_PANIC allocation failed (always fatal) */
+	VMEM_ERR_NKINDS
+} vmem_error_kind_t;
+
+typedef struct vmem_error_info {
+	vmem_error_kind_t ve_kind;
+	const char *ve_kind_name; /* "bad free", "double free", ... */
+	const char *ve_func;      /* the API function that found it */
+	vmem_t *ve_arena;         /* arena the call was made on */
+	const char *ve_arena_name;
+	uintptr_t ve_addr;        /* address given by the caller */
+	size_t ve_size;           /* size given by the caller */
+	uintptr_t ve_seg_start;   /* the segment concerned, when one is known */
+	size_t ve_seg_size;       /* its recorded (caller's) size */
+	const char *ve_seg_arena; /* for VMEM_ERR_WRONG_ARENA: the owner */
+	uint64_t ve_count;        /* VMEM_ERR_LEAK: segments still allocated */
+	uint64_t ve_bytes;        /* VMEM_ERR_LEAK: their total size */
+	const char *ve_message;   /* the whole report, one line, no newline */
+} vmem_error_info_t;
+
+typedef void vmem_error_handler_t(const vmem_error_info_t *info, void *arg);
+
+#define VMEM_ERRORS_ABORT    0
+#define VMEM_ERRORS_CONTINUE 1
+
+/* Set the policy; returns the previous one, or -1 (EINVAL) for a bad value. */
+int vmem_set_error_policy(int policy);
+int vmem_get_error_policy(void);
+/* Install a handler (NULL restores the default); called before any abort. */
+void vmem_set_error_handler(vmem_error_handler_t *handler, void *arg);
+/* Errors reported so far in this process, all kinds but VMEM_ERR_LEAK. */
+uint64_t vmem_error_count(void);
+
+/* The arena's name, as stored (possibly truncated). */
+const char *vmem_name(const vmem_t *vmp);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* VMEM_H */

@@ -1,0 +1,382 @@
+/*
+ * Placement: given a request (size, alignment, phase, nocross, address
+ * range, policy), choose a free segment and the address inside it.  All
+ * functions are called with vm_lock held and change nothing but the rotor
+ * and the search counter; carving is the caller's job.
+ *
+ * Policies (theory statement in vmem.c, section 3):
+ *   instant fit  the head of the first non-empty freelist whose every member
+ *                is large enough: O(1) with the freemap.  Constrained
+ *                requests use the size that guarantees a fit.
+ *   best fit     the size index: the smallest free segment that fits.
+ *   first fit    the address index: the lowest-addressed segment that fits.
+ *   next fit     the address index, starting at the rotor and wrapping.
+ *   VM_ENDALLOC  mirrors first fit (highest address) and places the segment
+ *                at the top of the chosen free segment.
+ * The address index is augmented with the largest free size below each
+ * node, so "the next segment at or after A of size >= S" is O(log n).
+ */
+#include "vmem_impl.h"
+
+#define ASEG(n) VMEM_CONTAINER(n, vmem_seg_t, u.f.vs_anode)
+#define SSEG(n) VMEM_CONTAINER(n, vmem_seg_t, u.f.vs_snode)
+
+static inline size_t maxfree(const vmem_avl_node_t *n)
+{
+	return n != NULL ? ASEG(n)->u.f.vs_maxfree : 0;
+}
+
+/*
+ * Where can the request go inside the free range [start, start + size)?
+ * The lowest address (or with `high` the highest) t such that
+ *   t = phase (mod align),
+ *   [t, t + rsize) lies inside the free range and inside [min, last],
+ *   [t, t + rsize) crosses no multiple of nocross.
+ * Every expression is checked so that nothing wraps, whatever the range,
+ * including ranges that end at the top of the address space.
+ */
+bool vmem__seg_fit(const vmem_req_t *r, uintptr_t start, size_t size, bool high, uintptr_t *tp)
+{
+	uintptr_t lo = start > r->rq_min ? start : r->rq_min;
+	uintptr_t hi = vmem__last(start, size);
+	uintptr_t mask = r->rq_align - 1, tmax, t, b;
+	size_t rs = r->rq_rsize, delta;
+
+	if (hi > r->rq_last)
+		hi = r->rq_last;
+	if (lo > hi || hi - lo < rs - 1)
+		return false;
+	tmax = hi - (rs - 1); /* highest start that still fits */
+	if (!high) {
+		delta = (r->rq_phase - lo) & mask;
+		if (delta > tmax - lo)
+			return false;
+		t = lo + delta;
+		if (r->rq_nocross != 0 && ((t ^ (t + rs - 1)) & ~(r->rq_nocross - 1)) != 0) {
+			/* Move to the boundary it crosses (b <= t + rs - 1 <= hi). */
+			b = (t + rs - 1) & ~(r->rq_nocross - 1);
+			if (b > tmax || r->rq_phase > tmax - b)
+				return false;
+			t = b + r->rq_phase; /* phase + rsize <= nocross: fits */
+		}
+	} else {
+		delta = (tmax - r->rq_phase) & mask;
+		if (delta > tmax - lo)
+			return false;
+		t = tmax - delta;
+		if (r->rq_nocross != 0 && ((t ^ (t + rs - 1)) & ~(r->rq_nocross - 1)) != 0) {
+			/* End just below the boundary it crosses (b > t >= 0). */
+			b = (t + rs - 1) & ~(r->rq_nocross - 1);
+			if (b - lo < rs)
+				return false;
+			t = b - rs;
+			delta = (t - r->rq_phase) & mask;
+			if (delta > t - lo)
+				return false;
+			t -= delta;
+		}
+	}
+	*tp = t;
+	return true;
+}
+
+/* No alignment beyond the quantum, no nocross, no address limits. */
+bool vmem__req_unconstrained(const vmem_t *vmp, const vmem_req_t *r)
+{
+	return r->rq_align == vmp->vm_quantum && r->rq_nocross == 0 && r->rq_min == 0 &&
+	       r->rq_last == UINTPTR_MAX;
+}
+
+/*
+ * The smallest free size that admits the request wherever the free
+ * segment starts (address limits aside), or 0 if that overflows.
+ * Alignment wastes at most align - quantum; a nocross move at most another
+ * rsize - quantum + phase.
+ */
+size_t vmem__guaranteed_size(const vmem_t *vmp, const vmem_req_t *r)
+{
+	size_t g = r->rq_rsize, extra = r->rq_align - vmp->vm_quantum;
+
+	if (r->rq_nocross != 0) {
+		if (__builtin_add_overflow(extra, r->rq_rsize - vmp->vm_quantum, &extra) ||
+		    __builtin_add_overflow(extra, r->rq_phase, &extra))
+			return 0;
+	}
+	if (__builtin_add_overflow(g, extra, &g))
+		return 0;
+	return g;
+}
+
+/* Head of the first freelist whose every member is at least `need`. */
+static vmem_seg_t *instant_pick(const vmem_t *vmp, size_t need)
+{
+	int k = vmem__ispow2(need) ? vmem__highbit(need) - 1 : vmem__highbit(need);
+	uint64_t m;
+
+	if (k >= VMEM_FREELISTS)
+		return NULL;
+	m = vmp->vm_freemap & (~0ULL << k);
+	if (m == 0)
+		return NULL;
+	return vmp->vm_freelist[vmem__lowbit(m) - 1];
+}
+
+/* ---- address index queries ---------------------------------------------- */
+
+/* Lowest node of subtree n with vs_size >= m; requires maxfree(n) >= m. */
+static vmem_seg_t *leftmost_fit(vmem_avl_node_t *n, size_t m)
+{
+	for (;;) {
+		if (maxfree(n->an_child[0]) >= m)
+			n = n->an_child[0];
+		else if (ASEG(n)->vs_size >= m)
+			return ASEG(n);
+		else
+			n = n->an_child[1];
+	}
+}
+
+static vmem_seg_t *rightmost_fit(vmem_avl_node_t *n, size_t m)
+{
+	for (;;) {
+		if (maxfree(n->an_child[1]) >= m)
+			n = n->an_child[1];
+		else if (ASEG(n)->vs_size >= m)
+			return ASEG(n);
+		else
+			n = n->an_child[0];
+	}
+}
+
+/* Lowest free segment of size >= m that ends at or after addr. */
+static vmem_seg_t *ceil_fit(vmem_avl_node_t *n, uintptr_t addr, size_t m)
+{
+	vmem_seg_t *vsp;
+
+	if (n == NULL || maxfree(n) < m)
+		return NULL;
+	vsp = ASEG(n);
+	if (vmem__last(vsp->vs_start, vsp->vs_size) < addr)
+		return ceil_fit(n->an_child[1], addr, m);
+	if ((vsp = ceil_fit(n->an_child[0], addr, m)) != NULL)
+		return vsp;
+	if (ASEG(n)->vs_size >= m)
+		return ASEG(n);
+	return maxfree(n->an_child[1]) >= m ? leftmost_fit(n->an_child[1], m) : NULL;
+}
+
+/* Highest free segment of size >= m that starts at or before addr. */
+static vmem_seg_t *floor_fit(vmem_avl_node_t *n, uintptr_t addr, size_t m)
+{
+	vmem_seg_t *vsp;
+
+	if (n == NULL || maxfree(n) < m)
+		return NULL;
+	vsp = ASEG(n);
+	if (vsp->vs_start > addr)
+		return floor_fit(n->an_child[0], addr, m);
+	if ((vsp = floor_fit(n->an_child[1], addr, m)) != NULL)
+		return vsp;
+	if (ASEG(n)->vs_size >= m)
+		return ASEG(n);
+	return maxfree(n->an_child[0]) >= m ? rightmost_fit(n->an_child[0], m) : NULL;
+}
+
+static vmem_seg_t *next_fit(vmem_t *vmp, const vmem_seg_t *vsp, size_t m)
+{
+	uintptr_t last = vmem__last(vsp->vs_start, vsp->vs_size);
+
+	return last == UINTPTR_MAX ? NULL : ceil_fit(vmp->vm_free_addr.at_root, last + 1, m);
+}
+
+static vmem_seg_t *prev_fit(vmem_t *vmp, const vmem_seg_t *vsp, size_t m)
+{
+	return vsp->vs_start == 0 ? NULL : floor_fit(vmp->vm_free_addr.at_root, vsp->vs_start - 1, m);
+}
+
+/*
+ * Scan free segments of size >= m in address order (descending with
+ * `high`) inside the request's range, returning the first that fits.
+ */
+static vmem_seg_t *addr_scan(vmem_t *vmp, const vmem_req_t *r, size_t m, bool high,
+			     uintptr_t *addrp)
+{
+	vmem_seg_t *vsp;
+	vmem_avl_node_t *root = vmp->vm_free_addr.at_root;
+
+	if (!high) {
+		for (vsp = ceil_fit(root, r->rq_min, m); vsp != NULL && vsp->vs_start <= r->rq_last;
+		     vsp = next_fit(vmp, vsp, m)) {
+			vmp->vm_ctr.vc_search++;
+			if (vmem__seg_fit(r, vsp->vs_start, vsp->vs_size, false, addrp))
+				return vsp;
+		}
+	} else {
+		for (vsp = floor_fit(root, r->rq_last, m);
+		     vsp != NULL && vmem__last(vsp->vs_start, vsp->vs_size) >= r->rq_min;
+		     vsp = prev_fit(vmp, vsp, m)) {
+			vmp->vm_ctr.vc_search++;
+			if (vmem__seg_fit(r, vsp->vs_start, vsp->vs_size, true, addrp))
+				return vsp;
+		}
+	}
+	return NULL;
+}
+
+/* ---- size index queries -------------------------------------------------- */
+
+/* First node in (size, address) order with size >= m. */
+static vmem_avl_node_t *size_lower_bound(const vmem_t *vmp, size_t m)
+{
+	vmem_avl_node_t *n = vmp->vm_free_size.at_root, *best = NULL;
+
+	while (n != NULL) {
+		if (SSEG(n)->vs_size >= m) {
+			best = n;
+			n = n->an_child[0];
+		} else {
+			n = n->an_child[1];
+		}
+	}
+	return best;
+}
+
+/* Last node with size exactly s (the highest-addressed of that size). */
+static vmem_avl_node_t *size_group_last(const vmem_t *vmp, size_t s)
+{
+	vmem_avl_node_t *n = vmp->vm_free_size.at_root, *best = NULL;
+
+	while (n != NULL) {
+		if (SSEG(n)->vs_size <= s) {
+			if (SSEG(n)->vs_size == s)
+				best = n;
+			n = n->an_child[1];
+		} else {
+			n = n->an_child[0];
+		}
+	}
+	return best;
+}
+
+/*
+ * Best fit: the smallest free segment that admits the request; among equal
+ * sizes the lowest address, or with `high` the highest.
+ */
+static vmem_seg_t *fit_best(vmem_t *vmp, const vmem_req_t *r, bool high, uintptr_t *addrp)
+{
+	vmem_avl_node_t *n = size_lower_bound(vmp, r->rq_rsize);
+
+	if (!high) {
+		for (; n != NULL; n = vmem_avl_next(n)) {
+			vmp->vm_ctr.vc_search++;
+			if (vmem__seg_fit(r, SSEG(n)->vs_start, SSEG(n)->vs_size, false, addrp))
+				return SSEG(n);
+		}
+		return NULL;
+	}
+	while (n != NULL) {
+		size_t s = SSEG(n)->vs_size;
+		vmem_avl_node_t *g = size_group_last(vmp, s), *m;
+
+		for (m = g; m != NULL && SSEG(m)->vs_size == s; m = vmem_avl_prev(m)) {
+			vmp->vm_ctr.vc_search++;
+			if (vmem__seg_fit(r, SSEG(m)->vs_start, s, true, addrp))
+				return SSEG(m);
+		}
+		n = vmem_avl_next(g);
+	}
+	return NULL;
+}
+
+/*
+ * Next fit: the lowest fit at or after the rotor, else the lowest fit from
+ * the bottom (wrapping around).  The rotor then moves past the new segment,
+ * which makes identifier arenas hand out ids sequentially.
+ */
+static vmem_seg_t *fit_next(vmem_t *vmp, const vmem_req_t *r, uintptr_t *addrp)
+{
+	vmem_req_t ahead = *r;
+	uintptr_t rotor = vmp->vm_rotor;
+	vmem_seg_t *vsp;
+	vmem_avl_node_t *root = vmp->vm_free_addr.at_root;
+
+	if (rotor > ahead.rq_min)
+		ahead.rq_min = rotor;
+	if (ahead.rq_min <= ahead.rq_last) {
+		vsp = addr_scan(vmp, &ahead, r->rq_rsize, false, addrp);
+		if (vsp != NULL)
+			goto found;
+	}
+	for (vsp = ceil_fit(root, r->rq_min, r->rq_rsize);
+	     vsp != NULL && vsp->vs_start < rotor && vsp->vs_start <= r->rq_last;
+	     vsp = next_fit(vmp, vsp, r->rq_rsize)) {
+		vmp->vm_ctr.vc_search++;
+		if (vmem__seg_fit(r, vsp->vs_start, vsp->vs_size, false, addrp))
+			goto found;
+	}
+	return NULL;
+found:
+	vmp->vm_rotor = *addrp + r->rq_rsize;
+	return vsp;
+}
+
+/*
+ * Instant fit, and the default policy for constrained requests.  First
+ * the O(1) freelist pick of a segment guaranteed to fit; failing that, a
+ * search for any segment that fits: the one might-fit freelist in an
+ * unindexed arena (exactly as illumos), the index otherwise.
+ */
+static vmem_seg_t *fit_instant(vmem_t *vmp, const vmem_req_t *r, bool high, uintptr_t *addrp)
+{
+	bool ranged = r->rq_min != 0 || r->rq_last != UINTPTR_MAX;
+	size_t g = vmem__guaranteed_size(vmp, r);
+	vmem_seg_t *vsp;
+
+	if (!ranged && g != 0 && (vsp = instant_pick(vmp, g)) != NULL) {
+		vmp->vm_ctr.vc_search++;
+		if (vmem__seg_fit(r, vsp->vs_start, vsp->vs_size, high, addrp))
+			return vsp;
+	}
+	if (vmem__req_unconstrained(vmp, r) && !vmp->vm_indexed) {
+		int n = vmem__highbit(r->rq_rsize) - 1;
+
+		for (vsp = vmp->vm_freelist[n]; vsp != NULL; vsp = vsp->u.f.vs_fnext) {
+			vmp->vm_ctr.vc_search++;
+			if (vsp->vs_size >= r->rq_rsize &&
+			    vmem__seg_fit(r, vsp->vs_start, vsp->vs_size, high, addrp))
+				return vsp;
+		}
+		return NULL;
+	}
+	if (!vmp->vm_indexed)
+		vmem__index_build(vmp);
+	if (vmem__req_unconstrained(vmp, r)) {
+		vmem_avl_node_t *n = size_lower_bound(vmp, r->rq_rsize);
+
+		if (n == NULL)
+			return NULL;
+		vmp->vm_ctr.vc_search++;
+		vsp = SSEG(n);
+		return vmem__seg_fit(r, vsp->vs_start, vsp->vs_size, high, addrp) ? vsp : NULL;
+	}
+	/* Segments of the guaranteed size fit unless the range clips them. */
+	if (g != 0 && (vsp = addr_scan(vmp, r, g, high, addrp)) != NULL)
+		return vsp;
+	return addr_scan(vmp, r, r->rq_rsize, high, addrp);
+}
+
+vmem_seg_t *vmem__fit(vmem_t *vmp, const vmem_req_t *r, uintptr_t *addrp)
+{
+	int policy = r->rq_flags & (VM_BESTFIT | VM_FIRSTFIT | VM_NEXTFIT);
+	bool high = (r->rq_flags & VM_ENDALLOC) != 0;
+
+	if (policy == 0)
+		return fit_instant(vmp, r, high, addrp);
+	if (!vmp->vm_indexed)
+		vmem__index_build(vmp);
+	if (policy == VM_NEXTFIT)
+		return fit_next(vmp, r, addrp);
+	if (policy == VM_BESTFIT)
+		return fit_best(vmp, r, high, addrp);
+	return addr_scan(vmp, r, r->rq_rsize, high, addrp);
+}

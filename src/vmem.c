@@ -1,0 +1,1133 @@
+/*
+ * libvmem: the vmem resource allocator, illumos API.
+ *
+ * Theory statement.  (The design follows Bonwick & Adams, "Magazines and
+ * Vmem", USENIX 2001, and the illumos implementation's documented
+ * behaviour; the structures and code here are our own.)
+ *
+ * 1. Arenas, spans, segments
+ *
+ * An arena is a set of integers.  It is made of spans, ranges added by
+ * vmem_add() or imported from a source arena; spans are divided into
+ * segments, each either allocated (ALLOC) or free (FREE).  An allocated
+ * segment [addr, addr + size) stands for exactly one allocation that
+ * returned addr.  Integers are never touched: an arena may describe
+ * address space, device memory, file offsets or identifiers alike.
+ *
+ * Every segment has a boundary tag, vmem_seg_t (vmem_impl.h).  Tags sit on
+ * one circular, address-ordered list per arena, anchored by vm_seg0: each
+ * span is a SPAN marker followed by the segments that tile it.  Spans are
+ * kept in address order (a span index, vm_spans, finds the place).
+ *
+ * 2. Invariants (checked by vmem__verify_locked())
+ *
+ *   a. Spans are disjoint, quantum-aligned and in address order; the
+ *      segments after a marker tile its span exactly.
+ *   b. No two FREE segments are adjacent: frees coalesce both ways
+ *      (boundary-tag coalescing, O(1) through the address list).
+ *   c. Every FREE segment is on exactly one of 64 freelists, list n holding
+ *      sizes in [2^n, 2^(n+1)); bit n of vm_freemap is set iff list n is
+ *      not empty.  When the arena is indexed, every FREE segment is also in
+ *      the address index (augmented with the largest free size below each
+ *      node) and the size index.
+ *   d. Every ALLOC segment is in the hash table under its start address and
+ *      records the caller's exact size (vs_asize); its extent vs_size is
+ *      that size rounded up to the quantum.  mem_inuse is the sum of the
+ *      exact sizes, as in illumos.
+ *   e. Address 0 is in no illumos arena (vmem_add() refuses it), so NULL can
+ *      mean failure.  Arenas of the BSD-style API (vm_zero_ok) may hold 0.
+ *   f. Sizes and ends are computed as "last = start + size - 1", which never
+ *      wraps: a span may end at the very top of the address space.
+ *
+ * 3. Allocation policies
+ *
+ *   Instant fit (the default): any member of list ceil(log2(size)) or above
+ *   fits, so the head of the lowest such non-empty list (one find-first-set
+ *   on the freemap) is a good fit in constant time, however fragmented the
+ *   arena.  Constrained requests use the size that guarantees a fit
+ *   (size + align - quantum, plus the nocross slack).  If no list
+ *   guarantees a fit, the one list that might (floor(log2(size))) is
+ *   scanned, as illumos does.
+ *
+ *   Best fit, first fit, next fit and address-constrained requests use the
+ *   index, built the first time such a request arrives and then kept up to
+ *   date: instant-fit-only arenas never pay for it.  Best fit takes the
+ *   lowest (size, address) at or above the size from the size index; first
+ *   fit the lowest-addressed segment of sufficient size from the address
+ *   index (its augmentation prunes every subtree whose largest free
+ *   segment is too small), so both are O(log n) for unconstrained requests
+ *   where illumos and the BSDs scan lists linearly.  Next fit starts at
+ *   the rotor (the end of the previous next-fit allocation) and wraps,
+ *   which hands out identifiers sequentially.  VM_ENDALLOC mirrors the
+ *   search (highest addresses first) and places the segment at the top of
+ *   the free segment chosen.
+ *
+ *   Constraint arithmetic (fit.c, vmem__seg_fit): the lowest t >= lo with
+ *   t = phase (mod align) is lo + ((phase - lo) mod align); if [t, t + size)
+ *   crosses a nocross boundary b, t moves to b + phase, which fits because
+ *   phase + size <= nocross is required.  Every step compares distances,
+ *   never sums that could wrap.
+ *
+ * 4. Imports and span return
+ *
+ *   When no free segment fits and the arena has an import function, it is
+ *   called, without the arena lock, for a span large enough for the request
+ *   (rounded to the source's quantum, padded for alignment and nocross, at
+ *   least vm_min_import) with VM_NOSLEEP; the span is added as IMPORTED.  When a
+ *   free leaves an imported span wholly free, the span leaves the arena at
+ *   once and goes back through the release function, again without the
+ *   lock.  Requests with address limits never import (the source chooses
+ *   the address); unlike illumos, nocross requests do.  vmem_destroy() gives
+ *   every imported span back.
+ *
+ * 5. Metadata
+ *
+ *   Tags, arenas and hash tables come from memory the library maps itself
+ *   (meta.c), never from malloc.  Before changing anything, each operation
+ *   reserves the tags it may need (2 for an allocation, 2 more for an
+ *   import's span); if none can be mapped a VM_NOSLEEP call fails with the
+ *   arena unchanged.  A free never needs a tag.  The hash table grows and
+ *   shrinks with the number of allocated segments (0.25 to 2 per bucket);
+ *   if a bigger table cannot be mapped the old one keeps working.
+ *
+ * 6. Locking and sleeping
+ *
+ *   Each arena has one mutex, vm_lock, protecting everything in it; the
+ *   global vmem__list_lock protects the list and tree of arenas.  Lock
+ *   order: vmem__list_lock, then an arena lock; the metadata pool locks are
+ *   leaves.  No arena lock is held while calling an import or release
+ *   function, so a child never holds its lock while its source takes its
+ *   own, and arenas of a tree never nest their locks.
+ *
+ *   A VM_SLEEP allocation that fails waits on its arena's condition
+ *   variable.  It can be satisfied by a free in its own arena, or by a free
+ *   in any ancestor (that lets an import succeed).  Wake-ups are not lost:
+ *     - frees and adds bump vm_freegen (atomic, seq_cst) and broadcast the
+ *       arena's own waiters under its lock;
+ *     - a sleeper first counts itself in vm_desc_waiters of every ancestor
+ *       (seq_cst), then reads the sum of the freegens of its arena and its
+ *       ancestors, then tries to import; it sleeps only if, back under its
+ *       lock, that sum has not moved;
+ *     - a free in arena A, after unlocking A, reads A's vm_desc_waiters and,
+ *       if non-zero, broadcasts (under each lock) the waiting descendants.
+ *   Either the sleeper sees the new generation or the freer sees the
+ *   sleeper (a Dekker pair on seq_cst atomics), and the broadcast happens
+ *   under the sleeper's lock, so it cannot fall between the check and the
+ *   wait.  Arenas whose import function is not another arena's (no source)
+ *   also wake every 100 ms to retry.  VM_NOSLEEP never waits; VM_ABORT
+ *   fails at once; VM_PANIC turns failure into a report and abort().
+ *
+ * 7. Errors
+ *
+ *   Invalid arguments return NULL with errno EINVAL and change nothing.  A
+ *   free the hash cannot match is diagnosed (never allocated, inside a
+ *   segment, wrong size, wrong arena) and reported through error.c; the
+ *   default policy aborts, report-and-continue leaves the arena unchanged.
+ */
+#include "vmem_impl.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "../debug/debug.h"
+
+pthread_mutex_t vmem__list_lock = PTHREAD_MUTEX_INITIALIZER;
+vmem_t *vmem__list_head;
+static vmem_t *list_tail;
+static uint32_t next_arena_id = 1;
+
+static vmem_pool_t arena_pool = VMEM_POOL_INITIALIZER("vmem_arena", sizeof(vmem_t), VMEM_META_ARENAS);
+
+#define VM_POLICY (VM_BESTFIT | VM_FIRSTFIT | VM_NEXTFIT)
+#define VM_KNOWN                                                                                   \
+	(VM_NOSLEEP | VM_PANIC | VM_PUSHPAGE | VM_NORMALPRI | VM_POLICY | VM_MEMLOAD | VM_NORELOC | \
+	 VM_ABORT | VM_ENDALLOC)
+#define VMC_KNOWN                                                                                  \
+	(VMC_POPULATOR | VMC_NO_QCACHE | VMC_IDENTIFIER | VMC_XALLOC | VMC_XALIGN | VMC_DUMPSAFE)
+#define VM_TIMED_WAIT_NS 100000000L /* retry interval without a source arena */
+
+/* Known bits only, and at most one fit policy. */
+static bool call_flags_ok(int f)
+{
+	int policy = f & VM_POLICY;
+
+	return (f & ~VM_KNOWN) == 0 && (policy & (policy - 1)) == 0;
+}
+
+/* An invalid argument: EINVAL, or with VM_PANIC a fatal report. */
+static void *invalid(int vmflag, const char *func, const char *what)
+{
+	if (vmflag & VM_PANIC)
+		vmem__panic("%s: %s", func, what);
+	errno = EINVAL;
+	return NULL;
+}
+
+const char *vmem_name(const vmem_t *vmp)
+{
+	return vmp != NULL ? vmp->vm_name : NULL;
+}
+
+/* ---- waiting and waking --------------------------------------------------- */
+
+/* Sum of the free generations of vmp and every ancestor. */
+static uint64_t chain_gen(const vmem_t *vmp)
+{
+	uint64_t g = 0;
+
+	for (; vmp != NULL; vmp = vmp->vm_source)
+		g += atomic_load(&vmp->vm_freegen);
+	return g;
+}
+
+static void count_sleeper(vmem_t *vmp, int delta)
+{
+	for (vmp = vmp->vm_source; vmp != NULL; vmp = vmp->vm_source)
+		atomic_fetch_add(&vmp->vm_desc_waiters, (unsigned)delta);
+}
+
+/* Something was freed or added in vmp (lock held): wake its own sleepers. */
+static void freed_locked(vmem_t *vmp)
+{
+	atomic_fetch_add(&vmp->vm_freegen, 1);
+	if (vmp->vm_nwaiters != 0)
+		pthread_cond_broadcast(&vmp->vm_cv);
+}
+
+static void wake_subtree(vmem_t *vmp)
+{
+	vmem_t *c;
+
+	for (c = vmp->vm_children; c != NULL; c = c->vm_sibling) {
+		pthread_mutex_lock(&c->vm_lock);
+		if (c->vm_nwaiters != 0)
+			pthread_cond_broadcast(&c->vm_cv);
+		pthread_mutex_unlock(&c->vm_lock);
+		if (atomic_load(&c->vm_desc_waiters) != 0)
+			wake_subtree(c);
+	}
+}
+
+/* After a free in vmp (lock dropped): wake sleepers in importing arenas. */
+static void wake_importers(vmem_t *vmp)
+{
+	if (atomic_load(&vmp->vm_desc_waiters) == 0)
+		return;
+	pthread_mutex_lock(&vmem__list_lock);
+	wake_subtree(vmp);
+	pthread_mutex_unlock(&vmem__list_lock);
+}
+
+static void sleep_locked(vmem_t *vmp)
+{
+	vmp->vm_nwaiters++;
+	if (vmp->vm_import != NULL && vmp->vm_source == NULL) {
+		struct timespec ts;
+
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		ts.tv_nsec += VM_TIMED_WAIT_NS;
+		if (ts.tv_nsec >= 1000000000L) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000L;
+		}
+		pthread_cond_timedwait(&vmp->vm_cv, &vmp->vm_lock, &ts);
+	} else {
+		pthread_cond_wait(&vmp->vm_cv, &vmp->vm_lock);
+	}
+	vmp->vm_nwaiters--;
+	vmp->vm_ctr.vc_wait++;
+}
+
+/* No metadata could be mapped: back off (lock dropped), then retry. */
+static void populate_wait_locked(vmem_t *vmp, unsigned *backoff_ms)
+{
+	struct timespec ts;
+
+	if (*backoff_ms < 64)
+		*backoff_ms = *backoff_ms ? *backoff_ms * 2 : 1;
+	ts.tv_sec = 0;
+	ts.tv_nsec = (long)*backoff_ms * 1000000L;
+	vmp->vm_ctr.vc_populate_wait++;
+	pthread_mutex_unlock(&vmp->vm_lock);
+	nanosleep(&ts, NULL);
+	pthread_mutex_lock(&vmp->vm_lock);
+}
+
+/* ---- imports -------------------------------------------------------------- */
+
+/* The illumos import and release callbacks, adapted to the internal form. */
+static int import_illumos(vmem_t *vmp, size_t *sizep, size_t align, int vmflag, uintptr_t *addrp)
+{
+	void *p;
+
+	if (vmp->vm_cflags & VMC_XALLOC)
+		p = vmp->vm_afunc.x(vmp->vm_source, sizep, align, vmflag);
+	else
+		p = vmp->vm_afunc.a(vmp->vm_source, *sizep, vmflag);
+	if (p == NULL)
+		return ENOMEM;
+	*addrp = (uintptr_t)p;
+	return 0;
+}
+
+static void release_illumos(vmem_t *vmp, uintptr_t addr, size_t size)
+{
+	vmp->vm_ffunc(vmp->vm_source, (void *)addr, size);
+}
+
+/*
+ * Imports cannot honour address limits (the source picks the address), so
+ * only requests without them import.  Unlike illumos, nocross requests do
+ * import: the span is made large enough to hold the request wherever the
+ * source places it.
+ */
+static bool can_import(const vmem_t *vmp, const vmem_req_t *r)
+{
+	return vmp->vm_import != NULL && r->rq_min == 0 && r->rq_last == UINTPTR_MAX;
+}
+
+/*
+ * Import a span that can hold r.  Drops vm_lock around the import
+ * function.  A span the arena cannot use (misaligned, overlapping, too
+ * small, or no tags left to describe it) goes straight back.
+ */
+static int import_locked(vmem_t *vmp, const vmem_req_t *r)
+{
+	size_t q = vmp->vm_quantum, aq = q, pad = r->rq_phase, isize, want, ialign;
+	uintptr_t addr, t;
+	int rc, iflags = (r->rq_flags & VM_KMFLAGS & ~VM_PANIC) | VM_NOSLEEP;
+
+	if (vmp->vm_source != NULL && vmp->vm_source->vm_quantum > aq)
+		aq = vmp->vm_source->vm_quantum;
+	if (r->rq_align > aq && !(vmp->vm_cflags & VMC_XALIGN))
+		pad = (r->rq_phase & (aq - 1)) != 0 ? r->rq_align - q : r->rq_align - aq;
+	if (__builtin_add_overflow(r->rq_rsize, pad, &isize))
+		return ENOMEM;
+	if (r->rq_nocross != 0) {
+		size_t g = vmem__guaranteed_size(vmp, r);
+
+		if (g == 0)
+			return ENOMEM;
+		if (g > isize)
+			isize = g;
+	}
+	if (isize < vmp->vm_min_import)
+		isize = vmp->vm_min_import;
+	if (isize > SIZE_MAX - (aq - 1))
+		return ENOMEM;
+	isize = (isize + aq - 1) & ~(aq - 1);
+	ialign = (vmp->vm_cflags & VMC_XALIGN) && r->rq_align > aq ? r->rq_align : aq;
+	want = isize;
+
+	pthread_mutex_unlock(&vmp->vm_lock);
+	rc = vmp->vm_import(vmp, &isize, ialign, iflags, &addr);
+	pthread_mutex_lock(&vmp->vm_lock);
+	if (rc != 0)
+		return rc;
+	if (isize < want || ((addr | isize) & (q - 1)) != 0 || isize - 1 > UINTPTR_MAX - addr ||
+	    (addr == 0 && !vmp->vm_zero_ok) || vmem__span_overlaps(vmp, addr, isize) ||
+	    !vmem__seg_fit(r, addr, isize, false, &t) ||
+	    vmem__seg_reserve(vmp, VMEM_SEGS_PER_SPAN + VMEM_SEGS_PER_ALLOC) != 0) {
+		pthread_mutex_unlock(&vmp->vm_lock);
+		if (vmp->vm_release != NULL)
+			vmp->vm_release(vmp, addr, isize);
+		pthread_mutex_lock(&vmp->vm_lock);
+		return ENOMEM;
+	}
+	vmem__span_create(vmp, addr, isize, true);
+	return 0;
+}
+
+/*
+ * Take a wholly free imported span off the arena (lock held); the caller
+ * releases [*startp, +*sizep) to the source after unlocking.
+ */
+static void span_take_locked(vmem_t *vmp, vmem_seg_t *fsp, uintptr_t *startp, size_t *sizep)
+{
+	vmem_seg_t *span = fsp->vs_aprev;
+
+	*startp = span->vs_start;
+	*sizep = span->vs_size;
+	vmem__free_remove(vmp, fsp);
+	fsp->vs_aprev->vs_anext = fsp->vs_anext;
+	fsp->vs_anext->vs_aprev = fsp->vs_aprev;
+	vmem__span_unlink(vmp, span);
+	vmem__seg_put(vmp, fsp);
+	vmem__seg_put(vmp, span);
+}
+
+static bool span_returnable(const vmem_t *vmp, const vmem_seg_t *fsp)
+{
+	return vmp->vm_release != NULL && fsp != NULL && vmem__span_wholly_free(fsp) &&
+	       (fsp->vs_aprev->vs_flags & VMEM_SEGF_IMPORTED) != 0;
+}
+
+/* ---- allocation ----------------------------------------------------------- */
+
+/*
+ * Allocate r from vmp (lock held; may be dropped to import or sleep).
+ * Returns 0 and the address, or ENOMEM.
+ */
+static int xalloc_locked(vmem_t *vmp, const vmem_req_t *r, uintptr_t *addrp)
+{
+	bool sleeper = (r->rq_flags & (VM_NOSLEEP | VM_ABORT)) == 0, counted = false;
+	unsigned backoff = 0;
+	uint64_t gen = 0;
+	int err = ENOMEM;
+
+	for (;;) {
+		vmem_seg_t *fsp, *asp;
+		uintptr_t addr;
+
+		if (vmem__seg_reserve(vmp, VMEM_SEGS_PER_ALLOC) != 0) {
+			if (!sleeper)
+				break;
+			populate_wait_locked(vmp, &backoff);
+			continue;
+		}
+		fsp = vmem__fit(vmp, r, &addr);
+		if (fsp != NULL) {
+			asp = vmem__carve(vmp, fsp, addr, r->rq_rsize, r->rq_size);
+			if (r->rq_xalloc)
+				asp->vs_flags |= VMEM_SEGF_XALLOC;
+			if (vmem_debug)
+				vmem__dbg_on_alloc(vmp, asp);
+			*addrp = addr;
+			err = 0;
+			break;
+		}
+		if (sleeper && !counted) {
+			count_sleeper(vmp, 1);
+			counted = true;
+		}
+		if (sleeper)
+			gen = chain_gen(vmp);
+		if (can_import(vmp, r) && import_locked(vmp, r) == 0)
+			continue;
+		if (!sleeper)
+			break;
+		if (chain_gen(vmp) != gen)
+			continue;
+		sleep_locked(vmp);
+	}
+	if (counted)
+		count_sleeper(vmp, -1);
+	if (err != 0)
+		vmp->vm_ctr.vc_fail++;
+	return err;
+}
+
+/* Allocate r, taking the lock; applies VM_PANIC. */
+static int xalloc(vmem_t *vmp, const vmem_req_t *r, uintptr_t *addrp)
+{
+	int err;
+
+	pthread_mutex_lock(&vmp->vm_lock);
+	err = xalloc_locked(vmp, r, addrp);
+	pthread_mutex_unlock(&vmp->vm_lock);
+	if (err != 0 && (r->rq_flags & VM_PANIC))
+		vmem__panic("vmem_xalloc('%s', %zu, %zu, %zu, %zu, %#lx, %#lx, %#x): cannot satisfy "
+			    "mandatory allocation",
+			    vmp->vm_name, r->rq_size, r->rq_align, r->rq_phase, r->rq_nocross,
+			    (unsigned long)r->rq_min, (unsigned long)r->rq_last, r->rq_flags);
+	return err;
+}
+
+static bool round_size(const vmem_t *vmp, size_t size, size_t *rsizep)
+{
+	size_t q = vmp->vm_quantum;
+
+	if (size == 0 || size > SIZE_MAX - (q - 1))
+		return false;
+	*rsizep = (size + q - 1) & ~(q - 1);
+	return true;
+}
+
+void *vmem_alloc(vmem_t *vmp, size_t size, int vmflag)
+{
+	vmem_req_t r;
+	uintptr_t addr;
+	int err;
+
+	if (vmp == NULL || !call_flags_ok(vmflag))
+		return invalid(vmflag, "vmem_alloc", "bad arguments");
+	if (!round_size(vmp, size, &r.rq_rsize))
+		return invalid(vmflag, "vmem_alloc", "size is 0 or too large");
+	r.rq_size = size;
+	r.rq_align = vmp->vm_quantum;
+	r.rq_phase = 0;
+	r.rq_nocross = 0;
+	r.rq_min = 0;
+	r.rq_last = UINTPTR_MAX;
+	r.rq_flags = vmflag;
+	r.rq_xalloc = false;
+	err = xalloc(vmp, &r, &addr);
+	if (err != 0) {
+		errno = err;
+		return NULL;
+	}
+	return (void *)addr;
+}
+
+/*
+ * Build a request from vmem_xalloc()'s arguments; maxaddr is exclusive
+ * (NULL: no limit).  Returns NULL, or what is wrong.
+ */
+static const char *xalloc_request(const vmem_t *vmp, size_t size, size_t align, size_t phase,
+				  size_t nocross, uintptr_t min, uintptr_t last, int vmflag,
+				  vmem_req_t *r)
+{
+	size_t q = vmp->vm_quantum;
+
+	if (!call_flags_ok(vmflag))
+		return "invalid flags";
+	if (!round_size(vmp, size, &r->rq_rsize))
+		return "size is 0 or too large";
+	if (align == 0)
+		align = q;
+	if (((align | phase | nocross) & (q - 1)) != 0)
+		return "parameters not vm_quantum aligned";
+	if (!vmem__ispow2(align) || phase >= align || (nocross != 0 && !vmem__ispow2(nocross)))
+		return "parameters inconsistent or invalid";
+	if (nocross != 0 && (align > nocross || phase > nocross - r->rq_rsize ||
+			     r->rq_rsize > nocross))
+		return "overconstrained allocation";
+	if (min > last)
+		return "minaddr above maxaddr";
+	if (last - min < r->rq_rsize - 1)
+		return "address range smaller than the size";
+	r->rq_size = size;
+	r->rq_align = align;
+	r->rq_phase = phase;
+	r->rq_nocross = nocross;
+	r->rq_min = min;
+	r->rq_last = last;
+	r->rq_flags = vmflag;
+	r->rq_xalloc = true;
+	return NULL;
+}
+
+void *vmem_xalloc(vmem_t *vmp, size_t size, size_t align_arg, size_t phase, size_t nocross,
+		  void *minaddr, void *maxaddr, int vmflag)
+{
+	vmem_req_t r;
+	const char *bad;
+	uintptr_t addr, last = maxaddr == NULL ? UINTPTR_MAX : (uintptr_t)maxaddr - 1;
+	int err;
+
+	if (vmp == NULL)
+		return invalid(vmflag, "vmem_xalloc", "NULL arena");
+	if (maxaddr != NULL && (uintptr_t)maxaddr == 0)
+		return invalid(vmflag, "vmem_xalloc", "maxaddr is 0");
+	bad = xalloc_request(vmp, size, align_arg, phase, nocross, (uintptr_t)minaddr, last,
+			     vmflag, &r);
+	if (bad != NULL)
+		return invalid(vmflag, "vmem_xalloc", bad);
+	err = xalloc(vmp, &r, &addr);
+	if (err != 0) {
+		errno = err;
+		return NULL;
+	}
+	return (void *)addr;
+}
+
+/* ---- freeing ---------------------------------------------------------------- */
+
+/* An arena other than self holding an ALLOC segment at addr (name copied). */
+static bool find_owner(const vmem_t *self, uintptr_t addr, char *name, size_t *sizep)
+{
+	vmem_t *a;
+	bool found = false;
+
+	pthread_mutex_lock(&vmem__list_lock);
+	for (a = vmem__list_head; a != NULL && !found; a = a->vm_next) {
+		vmem_seg_t *vsp;
+		uint64_t lookups;
+
+		if (a == self)
+			continue;
+		pthread_mutex_lock(&a->vm_lock);
+		lookups = a->vm_ctr.vc_lookup;
+		if (vmem__hash_lookup(a, addr) != NULL) {
+			vsp = *vmem__hash_lookup(a, addr);
+			snprintf(name, VMEM_NAMELEN + 1, "%s", a->vm_name);
+			*sizep = vsp->u.a.vs_asize;
+			found = true;
+		}
+		a->vm_ctr.vc_lookup = lookups; /* a diagnosis is not a lookup */
+		pthread_mutex_unlock(&a->vm_lock);
+	}
+	pthread_mutex_unlock(&vmem__list_lock);
+	return found;
+}
+
+/* Diagnose and report a free whose address the hash does not know. */
+static void report_unknown_free(vmem_t *vmp, uintptr_t addr, size_t size, const char *func)
+{
+	vmem_error_info_t info = {.ve_kind = VMEM_ERR_BAD_FREE,
+				  .ve_func = func,
+				  .ve_arena = vmp,
+				  .ve_arena_name = vmp->vm_name,
+				  .ve_addr = addr,
+				  .ve_size = size};
+	char owner[VMEM_NAMELEN + 1];
+	const char *where = "was never allocated from this arena";
+	vmem_seg_t *vsp;
+
+	pthread_mutex_lock(&vmp->vm_lock);
+	vsp = vmem__seg_find(vmp, addr);
+	if (vsp != NULL && vsp->vs_type == VMEM_SEG_ALLOC) {
+		info.ve_kind = VMEM_ERR_INTERIOR_FREE;
+		info.ve_seg_start = vsp->vs_start;
+		info.ve_seg_size = vsp->u.a.vs_asize;
+	} else if (vsp != NULL) {
+		where = "is free space in this arena (freed already?)";
+	}
+	pthread_mutex_unlock(&vmp->vm_lock);
+	if (vsp == NULL && find_owner(vmp, addr, owner, &info.ve_seg_size)) {
+		info.ve_kind = VMEM_ERR_WRONG_ARENA;
+		info.ve_seg_start = addr;
+		info.ve_seg_arena = owner;
+	}
+	if (vmem_debug)
+		vmem__dbg_classify(vmp, &info);
+
+	switch (info.ve_kind) {
+	case VMEM_ERR_INTERIOR_FREE:
+		vmem__report(&info,
+			     "%s('%s', %#lx, %zu): free of an address inside a segment: %#lx is "
+			     "%#lx+%#lx, a segment of size %zu",
+			     func, vmp->vm_name, (unsigned long)addr, size, (unsigned long)addr,
+			     (unsigned long)info.ve_seg_start,
+			     (unsigned long)(addr - info.ve_seg_start), info.ve_seg_size);
+		break;
+	case VMEM_ERR_WRONG_ARENA:
+		vmem__report(&info,
+			     "%s('%s', %#lx, %zu): free to the wrong arena: %#lx was allocated "
+			     "from arena '%s' (size %zu)",
+			     func, vmp->vm_name, (unsigned long)addr, size, (unsigned long)addr,
+			     owner, info.ve_seg_size);
+		break;
+	case VMEM_ERR_DOUBLE_FREE:
+		vmem__report(&info, "%s('%s', %#lx, %zu): double free: %#lx was already freed",
+			     func, vmp->vm_name, (unsigned long)addr, size, (unsigned long)addr);
+		break;
+	default:
+		vmem__report(&info, "%s('%s', %#lx, %zu): bad free: %#lx %s", func, vmp->vm_name,
+			     (unsigned long)addr, size, (unsigned long)addr, where);
+		break;
+	}
+}
+
+static void report_size_mismatch(vmem_t *vmp, uintptr_t addr, size_t size, size_t asize,
+				 const char *func)
+{
+	vmem_error_info_t info = {.ve_kind = VMEM_ERR_SIZE_MISMATCH,
+				  .ve_func = func,
+				  .ve_arena = vmp,
+				  .ve_arena_name = vmp->vm_name,
+				  .ve_addr = addr,
+				  .ve_size = size,
+				  .ve_seg_start = addr,
+				  .ve_seg_size = asize};
+
+	vmem__report(&info,
+		     "%s('%s', %#lx, %zu): size mismatch: segment %#lx was allocated with size "
+		     "%zu, freed with size %zu",
+		     func, vmp->vm_name, (unsigned long)addr, size, (unsigned long)addr, asize, size);
+}
+
+static bool size_matches(const vmem_t *vmp, const vmem_seg_t *vsp, size_t size)
+{
+	size_t rsize;
+
+	if (size == vsp->u.a.vs_asize)
+		return true;
+	return vmp->vm_free_rounded && round_size(vmp, size, &rsize) && rsize == vsp->vs_size;
+}
+
+/* Free [addr, addr + size), which must be an allocated segment of vmp. */
+static void xfree_impl(vmem_t *vmp, uintptr_t addr, size_t size, const char *func)
+{
+	vmem_seg_t **linkp, *vsp, *fsp;
+	uintptr_t span_start = 0;
+	size_t span_size = 0, asize;
+	bool give_back = false;
+
+	pthread_mutex_lock(&vmp->vm_lock);
+	linkp = vmem__hash_lookup(vmp, addr);
+	if (linkp == NULL) {
+		pthread_mutex_unlock(&vmp->vm_lock);
+		report_unknown_free(vmp, addr, size, func);
+		return;
+	}
+	vsp = *linkp;
+	if (!size_matches(vmp, vsp, size)) {
+		asize = vsp->u.a.vs_asize;
+		pthread_mutex_unlock(&vmp->vm_lock);
+		report_size_mismatch(vmp, addr, size, asize, func);
+		return;
+	}
+	vmem__hash_remove(vmp, linkp);
+	if (vmem_debug)
+		vmem__dbg_on_free(vmp, vsp, size);
+	fsp = vmem__release(vmp, vsp);
+	freed_locked(vmp);
+	if (span_returnable(vmp, fsp)) {
+		span_take_locked(vmp, fsp, &span_start, &span_size);
+		give_back = true;
+	}
+	pthread_mutex_unlock(&vmp->vm_lock);
+	if (give_back)
+		vmp->vm_release(vmp, span_start, span_size);
+	wake_importers(vmp);
+}
+
+void vmem_free(vmem_t *vmp, void *vaddr, size_t size)
+{
+	if (vmp == NULL)
+		vmem__panic("vmem_free(NULL, %p, %zu): NULL arena", vaddr, size);
+	xfree_impl(vmp, (uintptr_t)vaddr, size, "vmem_free");
+}
+
+void vmem_xfree(vmem_t *vmp, void *vaddr, size_t size)
+{
+	if (vmp == NULL)
+		vmem__panic("vmem_xfree(NULL, %p, %zu): NULL arena", vaddr, size);
+	xfree_impl(vmp, (uintptr_t)vaddr, size, "vmem_xfree");
+}
+
+/* ---- spans ---------------------------------------------------------------- */
+
+/* Add [addr, addr + size) as a span that is never given back.  0 or errno. */
+static int add_span(vmem_t *vmp, uintptr_t addr, size_t size, int vmflag)
+{
+	unsigned backoff = 0;
+
+	if ((addr == 0 && !vmp->vm_zero_ok) || size == 0 ||
+	    ((addr | size) & (vmp->vm_quantum - 1)) != 0 || size - 1 > UINTPTR_MAX - addr)
+		return EINVAL;
+	pthread_mutex_lock(&vmp->vm_lock);
+	if (vmem__span_overlaps(vmp, addr, size)) {
+		pthread_mutex_unlock(&vmp->vm_lock);
+		return EINVAL;
+	}
+	while (vmem__seg_reserve(vmp, VMEM_SEGS_PER_SPAN) != 0) {
+		if (vmflag & (VM_NOSLEEP | VM_ABORT)) {
+			pthread_mutex_unlock(&vmp->vm_lock);
+			return ENOMEM;
+		}
+		populate_wait_locked(vmp, &backoff);
+		if (vmem__span_overlaps(vmp, addr, size)) {
+			pthread_mutex_unlock(&vmp->vm_lock);
+			return EINVAL;
+		}
+	}
+	vmem__span_create(vmp, addr, size, false);
+	freed_locked(vmp);
+	pthread_mutex_unlock(&vmp->vm_lock);
+	wake_importers(vmp);
+	return 0;
+}
+
+void *vmem_add(vmem_t *vmp, void *vaddr, size_t size, int vmflag)
+{
+	int err;
+
+	if (vmp == NULL || !call_flags_ok(vmflag) || (vmflag & VM_POLICY))
+		return invalid(vmflag, "vmem_add", "bad arguments");
+	err = add_span(vmp, (uintptr_t)vaddr, size, vmflag);
+	if (err == EINVAL)
+		return invalid(vmflag, "vmem_add", "bad arguments");
+	if (err != 0) {
+		if (vmflag & VM_PANIC)
+			vmem__panic("vmem_add('%s', %p, %zu): no memory for metadata", vmp->vm_name,
+				    vaddr, size);
+		errno = err;
+		return NULL;
+	}
+	return vaddr;
+}
+
+int vmem_contains(vmem_t *vmp, void *vaddr, size_t size)
+{
+	uintptr_t addr = (uintptr_t)vaddr;
+	vmem_seg_t *sp;
+	int found = 0;
+
+	if (vmp == NULL)
+		return 0;
+	pthread_mutex_lock(&vmp->vm_lock);
+	vmp->vm_ctr.vc_contains++;
+	sp = vmem__span_find(vmp, addr);
+	if (sp != NULL && (size == 0 || size - 1 <= vmem__last(sp->vs_start, sp->vs_size) - addr))
+		found = 1;
+	pthread_mutex_unlock(&vmp->vm_lock);
+	return found;
+}
+
+/* ---- walking ---------------------------------------------------------------- */
+
+static size_t seg_report_size(const vmem_seg_t *vsp)
+{
+	return vsp->vs_type == VMEM_SEG_ALLOC ? vsp->u.a.vs_asize : vsp->vs_size;
+}
+
+/*
+ * Give back every wholly free imported span (lock held, dropped around
+ * each release).  Needed after a reentrant walk, whose marker can keep a
+ * free from noticing that its span became free.
+ */
+static void return_free_spans_locked(vmem_t *vmp)
+{
+	for (;;) {
+		vmem_seg_t *vsp;
+		uintptr_t start;
+		size_t size;
+
+		for (vsp = vmp->vm_seg0.vs_anext; vsp != &vmp->vm_seg0; vsp = vsp->vs_anext) {
+			if (vsp->vs_type == VMEM_SEG_SPAN && span_returnable(vmp, vsp->vs_anext))
+				break;
+		}
+		if (vsp == &vmp->vm_seg0)
+			return;
+		span_take_locked(vmp, vsp->vs_anext, &start, &size);
+		pthread_mutex_unlock(&vmp->vm_lock);
+		vmp->vm_release(vmp, start, size);
+		pthread_mutex_lock(&vmp->vm_lock);
+	}
+}
+
+/*
+ * VMEM_REENTRANT: the lock is dropped around each callback, so the callback
+ * may allocate and free in this arena.  A WALKER marker holds the place.
+ * The view is a hint: segments can change between callbacks.
+ */
+static void walk_reentrant(vmem_t *vmp, int typemask, void (*func)(void *, void *, size_t),
+			   void *arg)
+{
+	vmem_seg_t walker;
+
+	memset(&walker, 0, sizeof(walker));
+	walker.vs_type = VMEM_SEG_WALKER;
+	pthread_mutex_lock(&vmp->vm_lock);
+	vmem__walker_link_after(&vmp->vm_seg0, &walker);
+	for (;;) {
+		vmem_seg_t *vsp = walker.vs_anext;
+		uintptr_t start;
+		size_t size;
+		int type;
+
+		if (vsp == &vmp->vm_seg0)
+			break;
+		(void)vmem__walker_unlink(vmp, &walker);
+		vmem__walker_link_after(vsp, &walker);
+		type = vsp->vs_type;
+		start = vsp->vs_start;
+		size = seg_report_size(vsp);
+		if ((type & typemask) != 0 && type != VMEM_SEG_WALKER) {
+			pthread_mutex_unlock(&vmp->vm_lock);
+			func(arg, (void *)start, size);
+			pthread_mutex_lock(&vmp->vm_lock);
+		}
+	}
+	(void)vmem__walker_unlink(vmp, &walker);
+	if (vmp->vm_release != NULL)
+		return_free_spans_locked(vmp);
+	freed_locked(vmp);
+	pthread_mutex_unlock(&vmp->vm_lock);
+	wake_importers(vmp);
+}
+
+void vmem_walk(vmem_t *vmp, int typemask, void (*func)(void *, void *, size_t), void *arg)
+{
+	vmem_seg_t *vsp;
+
+	if (vmp == NULL || func == NULL)
+		return;
+	if ((unsigned)typemask & (unsigned)VMEM_REENTRANT) {
+		walk_reentrant(vmp, typemask, func, arg);
+		return;
+	}
+	/* As illumos: the lock is held across callbacks, which must not use vmp. */
+	pthread_mutex_lock(&vmp->vm_lock);
+	for (vsp = vmp->vm_seg0.vs_anext; vsp != &vmp->vm_seg0; vsp = vsp->vs_anext) {
+		if ((vsp->vs_type & typemask) != 0 && vsp->vs_type != VMEM_SEG_WALKER)
+			func(arg, (void *)vsp->vs_start, seg_report_size(vsp));
+	}
+	pthread_mutex_unlock(&vmp->vm_lock);
+}
+
+size_t vmem_size(vmem_t *vmp, int typemask)
+{
+	size_t size = 0;
+
+	if (vmp == NULL)
+		return 0;
+	pthread_mutex_lock(&vmp->vm_lock);
+	if (typemask & VMEM_SPAN)
+		size = vmp->vm_ctr.vc_mem_total;
+	else {
+		if (typemask & VMEM_ALLOC)
+			size += vmp->vm_ctr.vc_mem_inuse;
+		if (typemask & VMEM_FREE)
+			size += vmp->vm_ctr.vc_mem_total - vmp->vm_ctr.vc_mem_inuse;
+	}
+	pthread_mutex_unlock(&vmp->vm_lock);
+	return size;
+}
+
+/* ---- creation and destruction ------------------------------------------------ */
+
+vmem_t *vmem__create(const vmem_create_args_t *a)
+{
+	vmem_t *vmp;
+	int err;
+
+	if (a->ca_name == NULL || !vmem__ispow2(a->ca_quantum) ||
+	    (a->ca_vmflag & ~(VMC_KNOWN | VM_KMFLAGS)) != 0)
+		return invalid(a->ca_vmflag, "vmem_create", "bad arguments");
+	if ((a->ca_base != 0 || a->ca_size != 0) &&
+	    ((a->ca_base == 0 && !a->ca_zero_ok) || a->ca_size == 0 ||
+	     ((a->ca_base | a->ca_size) & (a->ca_quantum - 1)) != 0 ||
+	     a->ca_size - 1 > UINTPTR_MAX - a->ca_base))
+		return invalid(a->ca_vmflag, "vmem_create", "bad initial span");
+	if (a->ca_source != NULL && (a->ca_vmflag & VMC_IDENTIFIER) &&
+	    !(a->ca_source->vm_cflags & VMC_IDENTIFIER))
+		return invalid(a->ca_vmflag, "vmem_create",
+			       "an identifier arena must import from an identifier arena");
+
+	vmp = vmem__pool_get(&arena_pool);
+	if (vmp == NULL) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	memset(vmp, 0, sizeof(*vmp));
+	snprintf(vmp->vm_name, sizeof(vmp->vm_name), "%s", a->ca_name);
+	vmp->vm_cflags = a->ca_vmflag & VMC_FLAGS;
+	vmp->vm_quantum = a->ca_quantum;
+	vmp->vm_qshift = vmem__highbit(a->ca_quantum) - 1;
+	vmp->vm_zero_ok = a->ca_zero_ok;
+	vmp->vm_free_rounded = a->ca_free_rounded;
+	vmp->vm_source = a->ca_source;
+	vmp->vm_import = a->ca_import;
+	vmp->vm_release = a->ca_release;
+	vmp->vm_afunc = a->ca_afunc;
+	vmp->vm_ffunc = a->ca_ffunc;
+	vmp->vm_cbarg = a->ca_cbarg;
+	if ((vmp->vm_cflags & VMC_NO_QCACHE) && a->ca_qcache_max != 0) {
+		/* As illumos: without caches, import at least a slab's worth. */
+		size_t slab = (size_t)1 << vmem__highbit(3 * a->ca_qcache_max);
+
+		vmp->vm_min_import = slab > 64 ? slab : 64;
+	}
+	pthread_mutex_init(&vmp->vm_lock, NULL);
+	{
+		pthread_condattr_t ca;
+
+		pthread_condattr_init(&ca);
+		pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+		pthread_cond_init(&vmp->vm_cv, &ca);
+		pthread_condattr_destroy(&ca);
+	}
+	vmp->vm_seg0.vs_anext = vmp->vm_seg0.vs_aprev = &vmp->vm_seg0;
+	vmp->vm_seg0.vs_type = VMEM_SEG_SPAN;
+	vmp->vm_seg0.vs_flags = VMEM_SEGF_ANCHOR;
+	vmem_avl_init(&vmp->vm_spans, NULL);
+	vmem__hash_init(vmp);
+
+	if (a->ca_size != 0) {
+		err = vmem__seg_reserve(vmp, VMEM_SEGS_PER_SPAN);
+		if (err != 0) {
+			vmem__hash_fini(vmp);
+			pthread_mutex_destroy(&vmp->vm_lock);
+			pthread_cond_destroy(&vmp->vm_cv);
+			vmem__pool_put(&arena_pool, vmp);
+			errno = err;
+			return NULL;
+		}
+		vmem__span_create(vmp, a->ca_base, a->ca_size, false);
+	}
+	if (vmem_debug)
+		vmem__dbg_arena_init(vmp);
+
+	pthread_mutex_lock(&vmem__list_lock);
+	vmp->vm_id = next_arena_id++;
+	vmp->vm_prev = list_tail;
+	if (list_tail != NULL)
+		list_tail->vm_next = vmp;
+	else
+		vmem__list_head = vmp;
+	list_tail = vmp;
+	if (vmp->vm_source != NULL) {
+		vmem_t **pp = &vmp->vm_source->vm_children;
+
+		while (*pp != NULL) /* keep children in creation order */
+			pp = &(*pp)->vm_sibling;
+		*pp = vmp;
+	}
+	pthread_mutex_unlock(&vmem__list_lock);
+	return vmp;
+}
+
+vmem_t *vmem_create(const char *name, void *base, size_t size, size_t quantum,
+		    vmem_alloc_t *afunc, vmem_free_t *ffunc, vmem_t *source, size_t qcache_max,
+		    int vmflag)
+{
+	vmem_create_args_t a = {
+	    .ca_name = name,
+	    .ca_base = (uintptr_t)base,
+	    .ca_size = size,
+	    .ca_quantum = quantum,
+	    .ca_import = afunc != NULL ? import_illumos : NULL,
+	    .ca_release = ffunc != NULL ? release_illumos : NULL,
+	    .ca_afunc.a = afunc,
+	    .ca_ffunc = ffunc,
+	    .ca_source = source,
+	    .ca_qcache_max = qcache_max,
+	    .ca_vmflag = vmflag & ~(VMC_XALLOC | VMC_XALIGN),
+	};
+
+	return vmem__create(&a);
+}
+
+vmem_t *vmem_xcreate(const char *name, void *base, size_t size, size_t quantum,
+		     vmem_ximport_t *afunc, vmem_free_t *ffunc, vmem_t *source, size_t qcache_max,
+		     int vmflag)
+{
+	vmem_create_args_t a = {
+	    .ca_name = name,
+	    .ca_base = (uintptr_t)base,
+	    .ca_size = size,
+	    .ca_quantum = quantum,
+	    .ca_import = afunc != NULL ? import_illumos : NULL,
+	    .ca_release = ffunc != NULL ? release_illumos : NULL,
+	    .ca_afunc.x = afunc,
+	    .ca_ffunc = ffunc,
+	    .ca_source = source,
+	    .ca_qcache_max = qcache_max,
+	    .ca_vmflag = vmflag | VMC_XALLOC,
+	};
+
+	return vmem__create(&a);
+}
+
+/* Unlink vmp from the arena list and its source (list lock held). */
+static void unlist_locked(vmem_t *vmp)
+{
+	if (vmp->vm_prev != NULL)
+		vmp->vm_prev->vm_next = vmp->vm_next;
+	else
+		vmem__list_head = vmp->vm_next;
+	if (vmp->vm_next != NULL)
+		vmp->vm_next->vm_prev = vmp->vm_prev;
+	else
+		list_tail = vmp->vm_prev;
+	if (vmp->vm_source != NULL) {
+		vmem_t **pp = &vmp->vm_source->vm_children;
+
+		while (*pp != vmp)
+			pp = &(*pp)->vm_sibling;
+		*pp = vmp->vm_sibling;
+	}
+}
+
+static void report_busy(vmem_t *vmp)
+{
+	vmem_error_info_t info = {.ve_kind = VMEM_ERR_DESTROY_BUSY,
+				  .ve_func = "vmem_destroy",
+				  .ve_arena = vmp,
+				  .ve_arena_name = vmp->vm_name};
+	char child[VMEM_NAMELEN + 1];
+	unsigned n = 0;
+	vmem_t *c;
+
+	pthread_mutex_lock(&vmem__list_lock);
+	for (c = vmp->vm_children; c != NULL; c = c->vm_sibling)
+		n++;
+	snprintf(child, sizeof(child), "%s",
+		 vmp->vm_children != NULL ? vmp->vm_children->vm_name : "");
+	pthread_mutex_unlock(&vmem__list_lock);
+	info.ve_count = n;
+	vmem__report(&info,
+		     "vmem_destroy('%s'): destroy of an arena with importers: %u arena(s) still "
+		     "import from it, first '%s'; nothing destroyed",
+		     vmp->vm_name, n, child);
+}
+
+void vmem_destroy(vmem_t *vmp)
+{
+	vmem_seg_t *vsp, *next, *give = NULL;
+	uint64_t nleaked = 0, bleaked = 0;
+
+	if (vmp == NULL)
+		return;
+	pthread_mutex_lock(&vmem__list_lock);
+	if (vmp->vm_children != NULL) {
+		pthread_mutex_unlock(&vmem__list_lock);
+		report_busy(vmp);
+		return;
+	}
+	unlist_locked(vmp);
+	pthread_mutex_unlock(&vmem__list_lock);
+
+	pthread_mutex_lock(&vmp->vm_lock);
+	for (vsp = vmp->vm_seg0.vs_anext; vsp != &vmp->vm_seg0; vsp = next) {
+		next = vsp->vs_anext;
+		if (vsp->vs_type == VMEM_SEG_ALLOC) {
+			nleaked++;
+			bleaked += vsp->u.a.vs_asize;
+		}
+		if (vsp->vs_type == VMEM_SEG_SPAN && (vsp->vs_flags & VMEM_SEGF_IMPORTED) &&
+		    vmp->vm_release != NULL) {
+			vsp->vs_anext = give; /* chain imported spans to give back */
+			give = vsp;
+		} else if (vsp->vs_type != VMEM_SEG_WALKER) {
+			vmem__seg_put(vmp, vsp);
+		}
+	}
+	pthread_mutex_unlock(&vmp->vm_lock);
+
+	if (nleaked != 0) {
+		vmem_error_info_t info = {.ve_kind = VMEM_ERR_LEAK,
+					  .ve_func = "vmem_destroy",
+					  .ve_arena = vmp,
+					  .ve_arena_name = vmp->vm_name,
+					  .ve_count = nleaked,
+					  .ve_bytes = bleaked};
+
+		if (vmem_debug)
+			vmem__dbg_arena_fini(vmp); /* the debug layer's leak report */
+		vmem__report(&info, "vmem_destroy('%s'): leaked %llu %s in %llu segment%s",
+			     vmp->vm_name, (unsigned long long)bleaked,
+			     (vmp->vm_cflags & VMC_IDENTIFIER) ? "identifiers" : "bytes",
+			     (unsigned long long)nleaked, nleaked == 1 ? "" : "s");
+	} else if (vmem_debug) {
+		vmem__dbg_arena_fini(vmp);
+	}
+	while (give != NULL) {
+		vsp = give;
+		give = vsp->vs_anext;
+		vmp->vm_release(vmp, vsp->vs_start, vsp->vs_size);
+		vmem__seg_put(vmp, vsp);
+	}
+	vmem__hash_fini(vmp);
+	vmem__seg_release_reserve(vmp);
+	pthread_mutex_destroy(&vmp->vm_lock);
+	pthread_cond_destroy(&vmp->vm_cv);
+	vmem__pool_put(&arena_pool, vmp);
+}
+
+/* ---- checking ------------------------------------------------------------------ */
+
+bool vmem__verify(vmem_t *vmp, const char **why)
+{
+	bool ok;
+
+	pthread_mutex_lock(&vmp->vm_lock);
+	ok = vmem__verify_locked(vmp, why);
+	pthread_mutex_unlock(&vmp->vm_lock);
+	return ok;
+}
