@@ -74,25 +74,23 @@ typedef void *(vmem_ximport_t)(vmem_t *, size_t *, size_t, int);
 /* Longest arena name kept; longer names are truncated. */
 #define VMEM_NAMELEN 30
 
-vmem_t *vmem_create(const char *name, void *base, size_t size, size_t quantum,
-		    vmem_alloc_t *afunc, vmem_free_t *ffunc, vmem_t *source,
-		    size_t qcache_max, int vmflag);
+vmem_t *vmem_create(const char *name, void *base, size_t size, size_t quantum, vmem_alloc_t *afunc,
+                    vmem_free_t *ffunc, vmem_t *source, size_t qcache_max, int vmflag);
 vmem_t *vmem_xcreate(const char *name, void *base, size_t size, size_t quantum,
-		     vmem_ximport_t *afunc, vmem_free_t *ffunc, vmem_t *source,
-		     size_t qcache_max, int vmflag);
+                     vmem_ximport_t *afunc, vmem_free_t *ffunc, vmem_t *source, size_t qcache_max,
+                     int vmflag);
 void vmem_destroy(vmem_t *vmp);
 
 void *vmem_add(vmem_t *vmp, void *vaddr, size_t size, int vmflag);
 
 void *vmem_alloc(vmem_t *vmp, size_t size, int vmflag);
-void *vmem_xalloc(vmem_t *vmp, size_t size, size_t align_arg, size_t phase,
-		  size_t nocross, void *minaddr, void *maxaddr, int vmflag);
+void *vmem_xalloc(vmem_t *vmp, size_t size, size_t align_arg, size_t phase, size_t nocross,
+                  void *minaddr, void *maxaddr, int vmflag);
 void vmem_free(vmem_t *vmp, void *vaddr, size_t size);
 void vmem_xfree(vmem_t *vmp, void *vaddr, size_t size);
 
 int vmem_contains(vmem_t *vmp, void *vaddr, size_t size);
-void vmem_walk(vmem_t *vmp, int typemask, void (*func)(void *, void *, size_t),
-	       void *arg);
+void vmem_walk(vmem_t *vmp, int typemask, void (*func)(void *, void *, size_t), void *arg);
 size_t vmem_size(vmem_t *vmp, int typemask);
 
 /* ---- libvmem extensions ------------------------------------------------ */
@@ -106,16 +104,16 @@ size_t vmem_size(vmem_t *vmp, int typemask);
  * policy.
  */
 typedef enum vmem_error_kind {
-	VMEM_ERR_BAD_FREE = 1,   /* address never allocated here (or freed already) */
-	VMEM_ERR_DOUBLE_FREE,    /* debug build: freed twice, earlier free known */
-	VMEM_ERR_INTERIOR_FREE,  /* address is inside an allocated segment */
-	VMEM_ERR_SIZE_MISMATCH,  /* size differs from the allocation's */
-	VMEM_ERR_WRONG_ARENA,    /* segment belongs to another arena */
-	VMEM_ERR_FREE_XALLOC,    /* vmem_free() of a vmem_xalloc() segment */
-	VMEM_ERR_XFREE_CACHED,   /* vmem_xfree() of a quantum-cached allocation */
-	VMEM_ERR_DESTROY_BUSY,   /* vmem_destroy() of an arena that has importers */
-	VMEM_ERR_LEAK,           /* vmem_destroy() with segments still allocated */
-	VMEM_ERR_PANIC,          /* a VM_PANIC allocation failed (always fatal) */
+	VMEM_ERR_BAD_FREE = 1,  /* address never allocated here (or freed already) */
+	VMEM_ERR_DOUBLE_FREE,   /* debug build: freed twice, earlier free known */
+	VMEM_ERR_INTERIOR_FREE, /* address is inside an allocated segment */
+	VMEM_ERR_SIZE_MISMATCH, /* size differs from the allocation's */
+	VMEM_ERR_WRONG_ARENA,   /* segment belongs to another arena */
+	VMEM_ERR_FREE_XALLOC,   /* vmem_free() of a vmem_xalloc() segment */
+	VMEM_ERR_XFREE_CACHED,  /* vmem_xfree() of a quantum-cached allocation */
+	VMEM_ERR_DESTROY_BUSY,  /* vmem_destroy() of an arena that has importers */
+	VMEM_ERR_LEAK,          /* vmem_destroy() with segments still allocated */
+	VMEM_ERR_PANIC,         /* a VM_PANIC allocation failed (always fatal) */
 	VMEM_ERR_NKINDS
 } vmem_error_kind_t;
 
@@ -147,6 +145,34 @@ int vmem_get_error_policy(void);
 void vmem_set_error_handler(vmem_error_handler_t *handler, void *arg);
 /* Errors reported so far in this process, all kinds but VMEM_ERR_LEAK. */
 uint64_t vmem_error_count(void);
+
+/*
+ * Counters of one arena, named as illumos' vmem kstats (vk_<kstat name>).
+ * vk_mem_inuse counts the sizes callers asked for; vk_source_id is the
+ * source arena's id (0: none); arena ids start at 1.
+ */
+typedef struct vmem_kstat {
+	uint64_t vk_mem_inuse;       /* bytes (or ids) allocated, caller sizes */
+	uint64_t vk_mem_import;      /* bytes of spans imported from the source */
+	uint64_t vk_mem_total;       /* bytes of all spans */
+	uint64_t vk_source_id;       /* id of the source arena, 0 if none */
+	uint64_t vk_alloc;           /* segments allocated */
+	uint64_t vk_free;            /* segments freed */
+	uint64_t vk_wait;            /* VM_SLEEP waits */
+	uint64_t vk_fail;            /* allocations that failed */
+	uint64_t vk_lookup;          /* hash chain entries passed over by frees */
+	uint64_t vk_search;          /* free segments examined by allocations */
+	uint64_t vk_populate_wait;   /* waits for metadata memory */
+	uint64_t vk_populate_fail;   /* metadata refills that failed */
+	uint64_t vk_contains;        /* vmem_contains() calls */
+	uint64_t vk_contains_search; /* span index nodes visited by vmem_contains() */
+} vmem_kstat_t;
+
+/* Fill *ks with the arena's counters; 0, or -1 with errno EINVAL. */
+int vmem_kstat(vmem_t *vmp, vmem_kstat_t *ks);
+
+/* The arena's id (1, 2, ... in creation order). */
+uint32_t vmem_id(const vmem_t *vmp);
 
 /* The arena's name, as stored (possibly truncated). */
 const char *vmem_name(const vmem_t *vmp);

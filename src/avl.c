@@ -39,7 +39,7 @@ void vmem_avl_init(vmem_avl_tree_t *t, vmem_avl_augment_t *augment)
 
 /* Put `newc` where `old` hangs below `parent` (or at the root). */
 static void replace_child(vmem_avl_tree_t *t, vmem_avl_node_t *parent, vmem_avl_node_t *old,
-			  vmem_avl_node_t *newc)
+                          vmem_avl_node_t *newc)
 {
 	if (parent == NULL)
 		t->at_root = newc;
@@ -98,8 +98,7 @@ static void augment_to_root(vmem_avl_tree_t *t, vmem_avl_node_t *n)
 		t->at_augment(n);
 }
 
-void vmem_avl_insert_at(vmem_avl_tree_t *t, vmem_avl_node_t *parent, int dir,
-			vmem_avl_node_t *node)
+void vmem_avl_insert_at(vmem_avl_tree_t *t, vmem_avl_node_t *parent, int dir, vmem_avl_node_t *node)
 {
 	vmem_avl_node_t *x = node, *p;
 
@@ -167,7 +166,7 @@ static void retrace_removal(vmem_avl_tree_t *t, vmem_avl_node_t *p, int d)
 		if (b == 0) {
 			set_bal(p, 0);
 		} else {
-			int h = b > 0;  /* heavy side */
+			int h = b > 0; /* heavy side */
 			int sh = h ? 1 : -1;
 			vmem_avl_node_t *y = p->an_child[h];
 			int by = bal(y);
@@ -240,7 +239,7 @@ void vmem_avl_remove(vmem_avl_tree_t *t, vmem_avl_node_t *n)
 }
 
 void vmem_avl_update(vmem_avl_tree_t *t, vmem_avl_node_t *n,
-		     vmem_avl_augment_changed_t *augment_changed)
+                     vmem_avl_augment_changed_t *augment_changed)
 {
 	(void)t;
 	for (; n != NULL; n = vmem_avl_parent(n)) {
@@ -298,7 +297,7 @@ static int verify_node(const vmem_avl_node_t *n, const vmem_avl_node_t *parent, 
 }
 
 bool vmem_avl_verify(const vmem_avl_tree_t *t,
-		     int (*cmp)(const vmem_avl_node_t *, const vmem_avl_node_t *))
+                     int (*cmp)(const vmem_avl_node_t *, const vmem_avl_node_t *))
 {
 	size_t count = 0;
 	const vmem_avl_node_t *n, *prev = NULL;

@@ -56,7 +56,7 @@ void vmem_avl_init(vmem_avl_tree_t *t, vmem_avl_augment_t *augment);
  * spot by descending from the root with its own comparisons.
  */
 void vmem_avl_insert_at(vmem_avl_tree_t *t, vmem_avl_node_t *parent, int dir,
-			vmem_avl_node_t *node);
+                        vmem_avl_node_t *node);
 void vmem_avl_remove(vmem_avl_tree_t *t, vmem_avl_node_t *node);
 
 /*
@@ -66,7 +66,7 @@ void vmem_avl_remove(vmem_avl_tree_t *t, vmem_avl_node_t *node);
  */
 typedef bool vmem_avl_augment_changed_t(vmem_avl_node_t *node);
 void vmem_avl_update(vmem_avl_tree_t *t, vmem_avl_node_t *node,
-		     vmem_avl_augment_changed_t *augment_changed);
+                     vmem_avl_augment_changed_t *augment_changed);
 
 vmem_avl_node_t *vmem_avl_first(const vmem_avl_tree_t *t);
 vmem_avl_node_t *vmem_avl_last(const vmem_avl_tree_t *t);
@@ -75,6 +75,6 @@ vmem_avl_node_t *vmem_avl_prev(const vmem_avl_node_t *n);
 
 /* Check every invariant (order via `cmp`, balance, parents); for tests. */
 bool vmem_avl_verify(const vmem_avl_tree_t *t,
-		     int (*cmp)(const vmem_avl_node_t *, const vmem_avl_node_t *));
+                     int (*cmp)(const vmem_avl_node_t *, const vmem_avl_node_t *));
 
 #endif /* VMEM_AVL_H */

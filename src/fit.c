@@ -191,7 +191,8 @@ static vmem_seg_t *next_fit(vmem_t *vmp, const vmem_seg_t *vsp, size_t m)
 
 static vmem_seg_t *prev_fit(vmem_t *vmp, const vmem_seg_t *vsp, size_t m)
 {
-	return vsp->vs_start == 0 ? NULL : floor_fit(vmp->vm_free_addr.at_root, vsp->vs_start - 1, m);
+	return vsp->vs_start == 0 ? NULL
+	                          : floor_fit(vmp->vm_free_addr.at_root, vsp->vs_start - 1, m);
 }
 
 /*
@@ -199,7 +200,7 @@ static vmem_seg_t *prev_fit(vmem_t *vmp, const vmem_seg_t *vsp, size_t m)
  * `high`) inside the request's range, returning the first that fits.
  */
 static vmem_seg_t *addr_scan(vmem_t *vmp, const vmem_req_t *r, size_t m, bool high,
-			     uintptr_t *addrp)
+                             uintptr_t *addrp)
 {
 	vmem_seg_t *vsp;
 	vmem_avl_node_t *root = vmp->vm_free_addr.at_root;

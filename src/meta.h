@@ -49,16 +49,16 @@ typedef struct vmem_meta_region {
 
 typedef struct vmem_pool {
 	const char *mp_name;
-	size_t mp_objsize;   /* rounded up to 16 */
+	size_t mp_objsize; /* rounded up to 16 */
 	vmem_meta_kind_t mp_kind;
 	pthread_mutex_t mp_lock;
-	void *mp_free;       /* free objects, linked through their first word */
-	size_t mp_nfree;     /* objects on mp_free */
-	size_t mp_ntotal;    /* objects ever carved */
-	size_t mp_nextmap;   /* size of the next mapping */
+	void *mp_free;     /* free objects, linked through their first word */
+	size_t mp_nfree;   /* objects on mp_free */
+	size_t mp_ntotal;  /* objects ever carved */
+	size_t mp_nextmap; /* size of the next mapping */
 } vmem_pool_t;
 
-#define VMEM_POOL_INITIALIZER(name, size, kind)                                                   \
+#define VMEM_POOL_INITIALIZER(name, size, kind)                                                    \
 	{                                                                                          \
 		(name), (((size) + 15) & ~(size_t)15), (kind), PTHREAD_MUTEX_INITIALIZER, NULL, 0, \
 		    0, 0                                                                           \

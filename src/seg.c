@@ -654,7 +654,8 @@ static int size_cmp(const vmem_avl_node_t *a, const vmem_avl_node_t *b)
 
 static int span_cmp(const vmem_avl_node_t *a, const vmem_avl_node_t *b)
 {
-	return SPSEG(a)->vs_start < SPSEG(b)->vs_start ? -1 : SPSEG(a)->vs_start > SPSEG(b)->vs_start;
+	return SPSEG(a)->vs_start < SPSEG(b)->vs_start ? -1
+	                                               : SPSEG(a)->vs_start > SPSEG(b)->vs_start;
 }
 
 static bool verify_index(vmem_t *vmp, size_t nfree, const char **why)

@@ -138,12 +138,13 @@ vmem_t *vmem__list_head;
 static vmem_t *list_tail;
 static uint32_t next_arena_id = 1;
 
-static vmem_pool_t arena_pool = VMEM_POOL_INITIALIZER("vmem_arena", sizeof(vmem_t), VMEM_META_ARENAS);
+static vmem_pool_t arena_pool =
+    VMEM_POOL_INITIALIZER("vmem_arena", sizeof(vmem_t), VMEM_META_ARENAS);
 
 #define VM_POLICY (VM_BESTFIT | VM_FIRSTFIT | VM_NEXTFIT)
 #define VM_KNOWN                                                                                   \
-	(VM_NOSLEEP | VM_PANIC | VM_PUSHPAGE | VM_NORMALPRI | VM_POLICY | VM_MEMLOAD | VM_NORELOC | \
-	 VM_ABORT | VM_ENDALLOC)
+	(VM_NOSLEEP | VM_PANIC | VM_PUSHPAGE | VM_NORMALPRI | VM_POLICY | VM_MEMLOAD |             \
+	 VM_NORELOC | VM_ABORT | VM_ENDALLOC)
 #define VMC_KNOWN                                                                                  \
 	(VMC_POPULATOR | VMC_NO_QCACHE | VMC_IDENTIFIER | VMC_XALLOC | VMC_XALIGN | VMC_DUMPSAFE)
 #define VM_TIMED_WAIT_NS 100000000L /* retry interval without a source arena */
@@ -428,10 +429,11 @@ static int xalloc(vmem_t *vmp, const vmem_req_t *r, uintptr_t *addrp)
 	err = xalloc_locked(vmp, r, addrp);
 	pthread_mutex_unlock(&vmp->vm_lock);
 	if (err != 0 && (r->rq_flags & VM_PANIC))
-		vmem__panic("vmem_xalloc('%s', %zu, %zu, %zu, %zu, %#lx, %#lx, %#x): cannot satisfy "
-			    "mandatory allocation",
-			    vmp->vm_name, r->rq_size, r->rq_align, r->rq_phase, r->rq_nocross,
-			    (unsigned long)r->rq_min, (unsigned long)r->rq_last, r->rq_flags);
+		vmem__panic(
+		    "vmem_xalloc('%s', %zu, %zu, %zu, %zu, %#lx, %#lx, %#x): cannot satisfy "
+		    "mandatory allocation",
+		    vmp->vm_name, r->rq_size, r->rq_align, r->rq_phase, r->rq_nocross,
+		    (unsigned long)r->rq_min, (unsigned long)r->rq_last, r->rq_flags);
 	return err;
 }
 
@@ -476,8 +478,8 @@ void *vmem_alloc(vmem_t *vmp, size_t size, int vmflag)
  * (NULL: no limit).  Returns NULL, or what is wrong.
  */
 static const char *xalloc_request(const vmem_t *vmp, size_t size, size_t align, size_t phase,
-				  size_t nocross, uintptr_t min, uintptr_t last, int vmflag,
-				  vmem_req_t *r)
+                                  size_t nocross, uintptr_t min, uintptr_t last, int vmflag,
+                                  vmem_req_t *r)
 {
 	size_t q = vmp->vm_quantum;
 
@@ -491,8 +493,8 @@ static const char *xalloc_request(const vmem_t *vmp, size_t size, size_t align, 
 		return "parameters not vm_quantum aligned";
 	if (!vmem__ispow2(align) || phase >= align || (nocross != 0 && !vmem__ispow2(nocross)))
 		return "parameters inconsistent or invalid";
-	if (nocross != 0 && (align > nocross || phase > nocross - r->rq_rsize ||
-			     r->rq_rsize > nocross))
+	if (nocross != 0 &&
+	    (align > nocross || phase > nocross - r->rq_rsize || r->rq_rsize > nocross))
 		return "overconstrained allocation";
 	if (min > last)
 		return "minaddr above maxaddr";
@@ -510,7 +512,7 @@ static const char *xalloc_request(const vmem_t *vmp, size_t size, size_t align, 
 }
 
 void *vmem_xalloc(vmem_t *vmp, size_t size, size_t align_arg, size_t phase, size_t nocross,
-		  void *minaddr, void *maxaddr, int vmflag)
+                  void *minaddr, void *maxaddr, int vmflag)
 {
 	vmem_req_t r;
 	const char *bad;
@@ -521,8 +523,8 @@ void *vmem_xalloc(vmem_t *vmp, size_t size, size_t align_arg, size_t phase, size
 		return invalid(vmflag, "vmem_xalloc", "NULL arena");
 	if (maxaddr != NULL && (uintptr_t)maxaddr == 0)
 		return invalid(vmflag, "vmem_xalloc", "maxaddr is 0");
-	bad = xalloc_request(vmp, size, align_arg, phase, nocross, (uintptr_t)minaddr, last,
-			     vmflag, &r);
+	bad = xalloc_request(vmp, size, align_arg, phase, nocross, (uintptr_t)minaddr, last, vmflag,
+	                     &r);
 	if (bad != NULL)
 		return invalid(vmflag, "vmem_xalloc", bad);
 	err = xalloc(vmp, &r, &addr);
@@ -567,11 +569,11 @@ static bool find_owner(const vmem_t *self, uintptr_t addr, char *name, size_t *s
 static void report_unknown_free(vmem_t *vmp, uintptr_t addr, size_t size, const char *func)
 {
 	vmem_error_info_t info = {.ve_kind = VMEM_ERR_BAD_FREE,
-				  .ve_func = func,
-				  .ve_arena = vmp,
-				  .ve_arena_name = vmp->vm_name,
-				  .ve_addr = addr,
-				  .ve_size = size};
+	                          .ve_func = func,
+	                          .ve_arena = vmp,
+	                          .ve_arena_name = vmp->vm_name,
+	                          .ve_addr = addr,
+	                          .ve_size = size};
 	char owner[VMEM_NAMELEN + 1];
 	const char *where = "was never allocated from this arena";
 	vmem_seg_t *vsp;
@@ -597,46 +599,47 @@ static void report_unknown_free(vmem_t *vmp, uintptr_t addr, size_t size, const 
 	switch (info.ve_kind) {
 	case VMEM_ERR_INTERIOR_FREE:
 		vmem__report(&info,
-			     "%s('%s', %#lx, %zu): free of an address inside a segment: %#lx is "
-			     "%#lx+%#lx, a segment of size %zu",
-			     func, vmp->vm_name, (unsigned long)addr, size, (unsigned long)addr,
-			     (unsigned long)info.ve_seg_start,
-			     (unsigned long)(addr - info.ve_seg_start), info.ve_seg_size);
+		             "%s('%s', %#lx, %zu): free of an address inside a segment: %#lx is "
+		             "%#lx+%#lx, a segment of size %zu",
+		             func, vmp->vm_name, (unsigned long)addr, size, (unsigned long)addr,
+		             (unsigned long)info.ve_seg_start,
+		             (unsigned long)(addr - info.ve_seg_start), info.ve_seg_size);
 		break;
 	case VMEM_ERR_WRONG_ARENA:
 		vmem__report(&info,
-			     "%s('%s', %#lx, %zu): free to the wrong arena: %#lx was allocated "
-			     "from arena '%s' (size %zu)",
-			     func, vmp->vm_name, (unsigned long)addr, size, (unsigned long)addr,
-			     owner, info.ve_seg_size);
+		             "%s('%s', %#lx, %zu): free to the wrong arena: %#lx was allocated "
+		             "from arena '%s' (size %zu)",
+		             func, vmp->vm_name, (unsigned long)addr, size, (unsigned long)addr,
+		             owner, info.ve_seg_size);
 		break;
 	case VMEM_ERR_DOUBLE_FREE:
 		vmem__report(&info, "%s('%s', %#lx, %zu): double free: %#lx was already freed",
-			     func, vmp->vm_name, (unsigned long)addr, size, (unsigned long)addr);
+		             func, vmp->vm_name, (unsigned long)addr, size, (unsigned long)addr);
 		break;
 	default:
 		vmem__report(&info, "%s('%s', %#lx, %zu): bad free: %#lx %s", func, vmp->vm_name,
-			     (unsigned long)addr, size, (unsigned long)addr, where);
+		             (unsigned long)addr, size, (unsigned long)addr, where);
 		break;
 	}
 }
 
 static void report_size_mismatch(vmem_t *vmp, uintptr_t addr, size_t size, size_t asize,
-				 const char *func)
+                                 const char *func)
 {
 	vmem_error_info_t info = {.ve_kind = VMEM_ERR_SIZE_MISMATCH,
-				  .ve_func = func,
-				  .ve_arena = vmp,
-				  .ve_arena_name = vmp->vm_name,
-				  .ve_addr = addr,
-				  .ve_size = size,
-				  .ve_seg_start = addr,
-				  .ve_seg_size = asize};
+	                          .ve_func = func,
+	                          .ve_arena = vmp,
+	                          .ve_arena_name = vmp->vm_name,
+	                          .ve_addr = addr,
+	                          .ve_size = size,
+	                          .ve_seg_start = addr,
+	                          .ve_seg_size = asize};
 
 	vmem__report(&info,
-		     "%s('%s', %#lx, %zu): size mismatch: segment %#lx was allocated with size "
-		     "%zu, freed with size %zu",
-		     func, vmp->vm_name, (unsigned long)addr, size, (unsigned long)addr, asize, size);
+	             "%s('%s', %#lx, %zu): size mismatch: segment %#lx was allocated with size "
+	             "%zu, freed with size %zu",
+	             func, vmp->vm_name, (unsigned long)addr, size, (unsigned long)addr, asize,
+	             size);
 }
 
 static bool size_matches(const vmem_t *vmp, const vmem_seg_t *vsp, size_t size)
@@ -744,7 +747,7 @@ void *vmem_add(vmem_t *vmp, void *vaddr, size_t size, int vmflag)
 	if (err != 0) {
 		if (vmflag & VM_PANIC)
 			vmem__panic("vmem_add('%s', %p, %zu): no memory for metadata", vmp->vm_name,
-				    vaddr, size);
+			            vaddr, size);
 		errno = err;
 		return NULL;
 	}
@@ -806,7 +809,7 @@ static void return_free_spans_locked(vmem_t *vmp)
  * The view is a hint: segments can change between callbacks.
  */
 static void walk_reentrant(vmem_t *vmp, int typemask, void (*func)(void *, void *, size_t),
-			   void *arg)
+                           void *arg)
 {
 	vmem_seg_t walker;
 
@@ -897,7 +900,7 @@ vmem_t *vmem__create(const vmem_create_args_t *a)
 	if (a->ca_source != NULL && (a->ca_vmflag & VMC_IDENTIFIER) &&
 	    !(a->ca_source->vm_cflags & VMC_IDENTIFIER))
 		return invalid(a->ca_vmflag, "vmem_create",
-			       "an identifier arena must import from an identifier arena");
+		               "an identifier arena must import from an identifier arena");
 
 	vmp = vmem__pool_get(&arena_pool);
 	if (vmp == NULL) {
@@ -972,9 +975,8 @@ vmem_t *vmem__create(const vmem_create_args_t *a)
 	return vmp;
 }
 
-vmem_t *vmem_create(const char *name, void *base, size_t size, size_t quantum,
-		    vmem_alloc_t *afunc, vmem_free_t *ffunc, vmem_t *source, size_t qcache_max,
-		    int vmflag)
+vmem_t *vmem_create(const char *name, void *base, size_t size, size_t quantum, vmem_alloc_t *afunc,
+                    vmem_free_t *ffunc, vmem_t *source, size_t qcache_max, int vmflag)
 {
 	vmem_create_args_t a = {
 	    .ca_name = name,
@@ -994,8 +996,8 @@ vmem_t *vmem_create(const char *name, void *base, size_t size, size_t quantum,
 }
 
 vmem_t *vmem_xcreate(const char *name, void *base, size_t size, size_t quantum,
-		     vmem_ximport_t *afunc, vmem_free_t *ffunc, vmem_t *source, size_t qcache_max,
-		     int vmflag)
+                     vmem_ximport_t *afunc, vmem_free_t *ffunc, vmem_t *source, size_t qcache_max,
+                     int vmflag)
 {
 	vmem_create_args_t a = {
 	    .ca_name = name,
@@ -1037,9 +1039,9 @@ static void unlist_locked(vmem_t *vmp)
 static void report_busy(vmem_t *vmp)
 {
 	vmem_error_info_t info = {.ve_kind = VMEM_ERR_DESTROY_BUSY,
-				  .ve_func = "vmem_destroy",
-				  .ve_arena = vmp,
-				  .ve_arena_name = vmp->vm_name};
+	                          .ve_func = "vmem_destroy",
+	                          .ve_arena = vmp,
+	                          .ve_arena_name = vmp->vm_name};
 	char child[VMEM_NAMELEN + 1];
 	unsigned n = 0;
 	vmem_t *c;
@@ -1048,13 +1050,13 @@ static void report_busy(vmem_t *vmp)
 	for (c = vmp->vm_children; c != NULL; c = c->vm_sibling)
 		n++;
 	snprintf(child, sizeof(child), "%s",
-		 vmp->vm_children != NULL ? vmp->vm_children->vm_name : "");
+	         vmp->vm_children != NULL ? vmp->vm_children->vm_name : "");
 	pthread_mutex_unlock(&vmem__list_lock);
 	info.ve_count = n;
 	vmem__report(&info,
-		     "vmem_destroy('%s'): destroy of an arena with importers: %u arena(s) still "
-		     "import from it, first '%s'; nothing destroyed",
-		     vmp->vm_name, n, child);
+	             "vmem_destroy('%s'): destroy of an arena with importers: %u arena(s) still "
+	             "import from it, first '%s'; nothing destroyed",
+	             vmp->vm_name, n, child);
 }
 
 void vmem_destroy(vmem_t *vmp)
@@ -1092,18 +1094,18 @@ void vmem_destroy(vmem_t *vmp)
 
 	if (nleaked != 0) {
 		vmem_error_info_t info = {.ve_kind = VMEM_ERR_LEAK,
-					  .ve_func = "vmem_destroy",
-					  .ve_arena = vmp,
-					  .ve_arena_name = vmp->vm_name,
-					  .ve_count = nleaked,
-					  .ve_bytes = bleaked};
+		                          .ve_func = "vmem_destroy",
+		                          .ve_arena = vmp,
+		                          .ve_arena_name = vmp->vm_name,
+		                          .ve_count = nleaked,
+		                          .ve_bytes = bleaked};
 
 		if (vmem_debug)
 			vmem__dbg_arena_fini(vmp); /* the debug layer's leak report */
 		vmem__report(&info, "vmem_destroy('%s'): leaked %llu %s in %llu segment%s",
-			     vmp->vm_name, (unsigned long long)bleaked,
-			     (vmp->vm_cflags & VMC_IDENTIFIER) ? "identifiers" : "bytes",
-			     (unsigned long long)nleaked, nleaked == 1 ? "" : "s");
+		             vmp->vm_name, (unsigned long long)bleaked,
+		             (vmp->vm_cflags & VMC_IDENTIFIER) ? "identifiers" : "bytes",
+		             (unsigned long long)nleaked, nleaked == 1 ? "" : "s");
 	} else if (vmem_debug) {
 		vmem__dbg_arena_fini(vmp);
 	}

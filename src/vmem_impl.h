@@ -23,14 +23,14 @@
 #include "config.h"
 #include "meta.h"
 
-#define VMEM_FREELISTS     64 /* list n holds free segments of [2^n, 2^(n+1)) */
-#define VMEM_HASH_INITIAL  16 /* buckets embedded in the arena */
-#define VMEM_NQCACHE_MAX   16 /* quantum caches per arena, at most */
-#define VMEM_SEGS_PER_ALLOC 2 /* a carve from the middle of a free segment */
-#define VMEM_SEGS_PER_SPAN  2 /* span marker + its free segment */
-#define VMEM_SEG_RESERVE_LOW  8  /* refill the arena's reserve below this ... */
-#define VMEM_SEG_RESERVE_BATCH 32 /* ... by this many */
-#define VMEM_SEG_RESERVE_HIGH 128 /* give a batch back above this */
+#define VMEM_FREELISTS         64  /* list n holds free segments of [2^n, 2^(n+1)) */
+#define VMEM_HASH_INITIAL      16  /* buckets embedded in the arena */
+#define VMEM_NQCACHE_MAX       16  /* quantum caches per arena, at most */
+#define VMEM_SEGS_PER_ALLOC    2   /* a carve from the middle of a free segment */
+#define VMEM_SEGS_PER_SPAN     2   /* span marker + its free segment */
+#define VMEM_SEG_RESERVE_LOW   8   /* refill the arena's reserve below this ... */
+#define VMEM_SEG_RESERVE_BATCH 32  /* ... by this many */
+#define VMEM_SEG_RESERVE_HIGH  128 /* give a batch back above this */
 
 /* Segment types.  The values are illumos' VMEM_ALLOC/FREE/SPAN/WALKER bits. */
 #define VMEM_SEG_ALLOC  0x01
@@ -66,11 +66,11 @@ struct vmem_seg {
 	uint32_t vs_stack;    /* ALLOC, debug: id of the allocating stack, 0 = none */
 	union {
 		struct {
-			vmem_seg_t *vs_fnext; /* freelist, LIFO from vm_freelist[] */
-			vmem_seg_t *vs_fprev; /* NULL for the list head */
+			vmem_seg_t *vs_fnext;     /* freelist, LIFO from vm_freelist[] */
+			vmem_seg_t *vs_fprev;     /* NULL for the list head */
 			vmem_avl_node_t vs_anode; /* vm_free_addr: by start */
 			vmem_avl_node_t vs_snode; /* vm_free_size: by (size, start) */
-			size_t vs_maxfree; /* largest vs_size in vs_anode's subtree */
+			size_t vs_maxfree;        /* largest vs_size in vs_anode's subtree */
 		} f;
 		struct {
 			vmem_seg_t *vs_hnext; /* hash chain */
@@ -87,8 +87,7 @@ struct vmem_seg {
 #define VMEM_CONTAINER(ptr, type, member) ((type *)((char *)(ptr)-offsetof(type, member)))
 
 /* Internal import/release callbacks (the public ones are adapted to these). */
-typedef int vmem_import_fn(vmem_t *vmp, size_t *sizep, size_t align, int vmflag,
-			   uintptr_t *addrp);
+typedef int vmem_import_fn(vmem_t *vmp, size_t *sizep, size_t align, int vmflag, uintptr_t *addrp);
 typedef void vmem_release_fn(vmem_t *vmp, uintptr_t addr, size_t size);
 
 /* The caller's import function, as given to vmem_create or vmem_xcreate. */
@@ -100,18 +99,18 @@ typedef union vmem_afunc {
 
 /* Per-arena counters, named as illumos' kstats; all under vm_lock. */
 typedef struct vmem_counters {
-	uint64_t vc_mem_inuse;     /* sum of the caller sizes of ALLOC segments */
-	uint64_t vc_mem_import;    /* bytes of imported spans */
-	uint64_t vc_mem_total;     /* bytes of all spans */
-	uint64_t vc_alloc;         /* segments allocated (hash inserts) */
-	uint64_t vc_free;          /* segments freed (hash removals) */
-	uint64_t vc_wait;          /* sleeps in VM_SLEEP allocations */
-	uint64_t vc_fail;          /* allocations that failed */
-	uint64_t vc_lookup;        /* hash chain entries skipped on free */
-	uint64_t vc_search;        /* free segments examined by searches */
-	uint64_t vc_populate_wait; /* sleeps waiting for metadata */
-	uint64_t vc_populate_fail; /* metadata refills that failed */
-	uint64_t vc_contains;      /* vmem_contains() calls */
+	uint64_t vc_mem_inuse;       /* sum of the caller sizes of ALLOC segments */
+	uint64_t vc_mem_import;      /* bytes of imported spans */
+	uint64_t vc_mem_total;       /* bytes of all spans */
+	uint64_t vc_alloc;           /* segments allocated (hash inserts) */
+	uint64_t vc_free;            /* segments freed (hash removals) */
+	uint64_t vc_wait;            /* sleeps in VM_SLEEP allocations */
+	uint64_t vc_fail;            /* allocations that failed */
+	uint64_t vc_lookup;          /* hash chain entries skipped on free */
+	uint64_t vc_search;          /* free segments examined by searches */
+	uint64_t vc_populate_wait;   /* sleeps waiting for metadata */
+	uint64_t vc_populate_fail;   /* metadata refills that failed */
+	uint64_t vc_contains;        /* vmem_contains() calls */
 	uint64_t vc_contains_search; /* spans examined by vmem_contains() */
 } vmem_counters_t;
 
@@ -119,13 +118,13 @@ struct vmem_qcache;
 
 struct vmem {
 	char vm_name[VMEM_NAMELEN + 1];
-	uint32_t vm_id;     /* 1, 2, ... in creation order */
-	int vm_cflags;      /* VMC_* */
-	size_t vm_quantum;  /* power of two */
-	int vm_qshift;      /* log2(vm_quantum) */
+	uint32_t vm_id;       /* 1, 2, ... in creation order */
+	int vm_cflags;        /* VMC_* */
+	size_t vm_quantum;    /* power of two */
+	int vm_qshift;        /* log2(vm_quantum) */
 	size_t vm_qcache_max; /* sizes up to this are quantum-cached */
 	size_t vm_min_import; /* smallest import */
-	bool vm_zero_ok;    /* BSD arenas: address 0 is an ordinary integer */
+	bool vm_zero_ok;      /* BSD arenas: address 0 is an ordinary integer */
 	bool vm_free_rounded; /* BSD arenas: a free may give any size of the same quanta */
 
 	pthread_mutex_t vm_lock; /* protects everything below that is not atomic */
@@ -152,24 +151,24 @@ struct vmem {
 	size_t vm_hash_count;       /* segments in the table */
 	vmem_seg_t *vm_hash0[VMEM_HASH_INITIAL];
 
-	void *vm_segfree;       /* reserve of unused records, linked through the first word */
+	void *vm_segfree; /* reserve of unused records, linked through the first word */
 	unsigned vm_nsegfree;
 
-	vmem_t *vm_source;            /* arena we import from, or NULL */
-	vmem_import_fn *vm_import;    /* NULL: no imports */
-	vmem_release_fn *vm_release;  /* NULL: imported spans are kept */
-	vmem_afunc_t vm_afunc;        /* the caller's import function */
-	vmem_free_t *vm_ffunc;        /* the caller's release function */
-	void *vm_cbarg;               /* extra argument for the BSD API's callbacks */
+	vmem_t *vm_source;           /* arena we import from, or NULL */
+	vmem_import_fn *vm_import;   /* NULL: no imports */
+	vmem_release_fn *vm_release; /* NULL: imported spans are kept */
+	vmem_afunc_t vm_afunc;       /* the caller's import function */
+	vmem_free_t *vm_ffunc;       /* the caller's release function */
+	void *vm_cbarg;              /* extra argument for the BSD API's callbacks */
 
-	vmem_t *vm_next;     /* global list of arenas, creation order */
+	vmem_t *vm_next; /* global list of arenas, creation order */
 	vmem_t *vm_prev;
 	vmem_t *vm_children; /* arenas importing from this one */
 	vmem_t *vm_sibling;  /* next child of vm_source */
 
-	unsigned vm_nwaiters;                /* threads in cv_wait here (vm_lock) */
-	_Atomic unsigned vm_desc_waiters;    /* sleepers in arenas importing from here */
-	_Atomic uint64_t vm_freegen;         /* bumped on every free and add */
+	unsigned vm_nwaiters;             /* threads in cv_wait here (vm_lock) */
+	_Atomic unsigned vm_desc_waiters; /* sleepers in arenas importing from here */
+	_Atomic uint64_t vm_freegen;      /* bumped on every free and add */
 
 	vmem_counters_t vm_ctr;
 
@@ -227,8 +226,7 @@ vmem_seg_t *vmem__span_create(vmem_t *vmp, uintptr_t start, size_t size, bool im
 void vmem__span_unlink(vmem_t *vmp, vmem_seg_t *span);
 vmem_seg_t *vmem__seg_find(vmem_t *vmp, uintptr_t addr);
 
-vmem_seg_t *vmem__carve(vmem_t *vmp, vmem_seg_t *fsp, uintptr_t addr, size_t rsize,
-			size_t asize);
+vmem_seg_t *vmem__carve(vmem_t *vmp, vmem_seg_t *fsp, uintptr_t addr, size_t rsize, size_t asize);
 vmem_seg_t *vmem__release(vmem_t *vmp, vmem_seg_t *vsp);
 bool vmem__span_wholly_free(const vmem_seg_t *fsp);
 void vmem__walker_link_after(vmem_seg_t *pos, vmem_seg_t *walker);

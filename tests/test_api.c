@@ -4,13 +4,13 @@
  */
 #include "testutil.h"
 
-#define PG  ((size_t)0x1000)
+#define PG   ((size_t)0x1000)
 #define BASE ((uintptr_t)0x100000)
 
 static vmem_t *page_arena(const char *name, size_t npages)
 {
-	vmem_t *vmp = vmem_create(name, (void *)BASE, npages * PG, PG, NULL, NULL, NULL, 0,
-				  VM_SLEEP);
+	vmem_t *vmp =
+	    vmem_create(name, (void *)BASE, npages * PG, PG, NULL, NULL, NULL, 0, VM_SLEEP);
 
 	assert_non_null(vmp);
 	return vmp;
@@ -61,11 +61,11 @@ static void test_create_name_truncated(void **state)
 }
 
 static void expect_create_einval(const char *name, uintptr_t base, size_t size, size_t quantum,
-				 vmem_t *source, int flags)
+                                 vmem_t *source, int flags)
 {
 	errno = 0;
 	assert_null(vmem_create(name, (void *)base, size, quantum, source ? vmem_alloc : NULL,
-				source ? vmem_free : NULL, source, 0, flags));
+	                        source ? vmem_free : NULL, source, 0, flags));
 	assert_int_equal(errno, EINVAL);
 }
 
@@ -101,8 +101,9 @@ static void test_create_top_of_address_space(void **state)
 	a = A(vmp, PG, VM_SLEEP | VM_ENDALLOC);
 	assert_int_equal(a, UINTPTR_MAX - PG + 1);
 	assert_int_equal(A(vmp, PG, VM_SLEEP), base);
-	assert_int_equal((uintptr_t)vmem_xalloc(vmp, PG, 0, 0, 0, NULL, NULL, VM_NOSLEEP | VM_FIRSTFIT),
-			 base + PG);
+	assert_int_equal(
+	    (uintptr_t)vmem_xalloc(vmp, PG, 0, 0, 0, NULL, NULL, VM_NOSLEEP | VM_FIRSTFIT),
+	    base + PG);
 	assert_true(vmem_contains(vmp, (void *)(UINTPTR_MAX - 10), 11));
 	assert_false(vmem_contains(vmp, (void *)(UINTPTR_MAX - 10), 12));
 	assert_arena_ok(vmp);
@@ -124,7 +125,7 @@ static void test_add(void **state)
 	assert_ptr_equal(vmem_add(vmp, (void *)BASE, 4 * PG, VM_SLEEP), (void *)BASE);
 	/* Adjacent spans are separate spans: a segment never crosses them. */
 	assert_ptr_equal(vmem_add(vmp, (void *)(BASE + 4 * PG), 4 * PG, VM_NOSLEEP),
-			 (void *)(BASE + 4 * PG));
+	                 (void *)(BASE + 4 * PG));
 	assert_int_equal(vmem_size(vmp, VMEM_FREE), 8 * PG);
 	errno = 0;
 	assert_null(vmem_alloc(vmp, 5 * PG, VM_NOSLEEP));
@@ -222,9 +223,9 @@ static void test_endalloc(void **state)
 	assert_int_equal(A(vmp, 100, VM_SLEEP | VM_ENDALLOC), end - 2 * PG);
 	assert_int_equal(A(vmp, 2 * PG, VM_SLEEP | VM_ENDALLOC | VM_BESTFIT), end - 4 * PG);
 	assert_int_equal(A(vmp, PG, VM_SLEEP | VM_ENDALLOC | VM_FIRSTFIT), end - 5 * PG);
-	assert_int_equal((uintptr_t)vmem_xalloc(vmp, PG, 4 * PG, 0, 0, NULL, NULL,
-						VM_SLEEP | VM_ENDALLOC),
-			 end - 8 * PG);
+	assert_int_equal(
+	    (uintptr_t)vmem_xalloc(vmp, PG, 4 * PG, 0, 0, NULL, NULL, VM_SLEEP | VM_ENDALLOC),
+	    end - 8 * PG);
 	/* Free now: [BASE, end - 8 pages) and 2 pages at end - 7 pages.  Instant
 	 * fit takes the smaller list, from the bottom. */
 	assert_int_equal(A(vmp, PG, VM_SLEEP), end - 7 * PG);
@@ -311,8 +312,8 @@ static void test_instant_fit_lifo(void **state)
 
 static void test_nextfit_identifiers(void **state)
 {
-	vmem_t *ids = vmem_create("ids", (void *)1, 10, 1, NULL, NULL, NULL, 0,
-				  VM_SLEEP | VMC_IDENTIFIER);
+	vmem_t *ids =
+	    vmem_create("ids", (void *)1, 10, 1, NULL, NULL, NULL, 0, VM_SLEEP | VMC_IDENTIFIER);
 	uintptr_t id;
 	int i;
 
@@ -384,7 +385,8 @@ static void test_alloc_errors(void **state)
 
 static void test_xalloc_constraints(void **state)
 {
-	vmem_t *vmp = vmem_create("x", (void *)0x10000, 0x100000, PG, NULL, NULL, NULL, 0, VM_SLEEP);
+	vmem_t *vmp =
+	    vmem_create("x", (void *)0x10000, 0x100000, PG, NULL, NULL, NULL, 0, VM_SLEEP);
 	uintptr_t a;
 
 	(void)state;
@@ -397,11 +399,11 @@ static void test_xalloc_constraints(void **state)
 	assert_int_equal(a, 0x50000);
 	assert_null(vmem_xalloc(vmp, PG, 0, 0, 0, (void *)0x50000, (void *)0x51000, VM_NOSLEEP));
 	a = (uintptr_t)vmem_xalloc(vmp, PG, 0, 0, 0, (void *)0x50000, (void *)0x52000,
-				   VM_NOSLEEP | VM_ENDALLOC);
+	                           VM_NOSLEEP | VM_ENDALLOC);
 	assert_int_equal(a, 0x51000);
 	/* All together. */
 	a = (uintptr_t)vmem_xalloc(vmp, 2 * PG, 0x8000, 0x1000, 0x10000, (void *)0x60000,
-				   (void *)0x80000, VM_NOSLEEP | VM_BESTFIT);
+	                           (void *)0x80000, VM_NOSLEEP | VM_BESTFIT);
 	assert_true(a >= 0x60000 && a + 2 * PG <= 0x80000);
 	assert_int_equal(a % 0x8000, 0x1000);
 	assert_true(a / 0x10000 == (a + 2 * PG - 1) / 0x10000);
@@ -412,8 +414,8 @@ static void test_xalloc_constraints(void **state)
 static void test_xalloc_nocross_moves(void **state)
 {
 	/* A free range that starts just before a boundary: the fit moves past it. */
-	vmem_t *vmp = vmem_create("nocross", (void *)0xE000, 0x6000, PG, NULL, NULL, NULL, 0,
-				  VM_SLEEP);
+	vmem_t *vmp =
+	    vmem_create("nocross", (void *)0xE000, 0x6000, PG, NULL, NULL, NULL, 0, VM_SLEEP);
 	uintptr_t a;
 
 	(void)state;
@@ -421,13 +423,13 @@ static void test_xalloc_nocross_moves(void **state)
 	assert_int_equal(a, 0x10000);
 	assert_null(vmem_xalloc(vmp, 3 * PG, 0, 0, 0x10000, NULL, NULL, VM_NOSLEEP));
 	assert_int_equal((uintptr_t)vmem_xalloc(vmp, 2 * PG, 0, 0, 0x10000, NULL, NULL, VM_NOSLEEP),
-			 0xE000);
+	                 0xE000);
 	assert_arena_ok(vmp);
 	vmem_destroy(vmp);
 }
 
 static void expect_xalloc_einval(vmem_t *vmp, size_t size, size_t align, size_t phase,
-				 size_t nocross, uintptr_t min, uintptr_t max, int flags)
+                                 size_t nocross, uintptr_t min, uintptr_t max, int flags)
 {
 	errno = 0;
 	assert_null(vmem_xalloc(vmp, size, align, phase, nocross, (void *)min, (void *)max, flags));
@@ -448,7 +450,8 @@ static void test_xalloc_errors(void **state)
 	expect_xalloc_einval(vmp, PG, 0, 0, 3 * PG, 0, 0, VM_SLEEP);      /* nocross not 2^n */
 	expect_xalloc_einval(vmp, PG, 8 * PG, 0, 4 * PG, 0, 0, VM_SLEEP); /* align > nocross */
 	expect_xalloc_einval(vmp, 2 * PG, 4 * PG, 3 * PG, 4 * PG, 0, 0, VM_SLEEP); /* phase+size */
-	expect_xalloc_einval(vmp, PG, 0, 0, 0, BASE + 8 * PG, BASE + 4 * PG, VM_SLEEP); /* min>max */
+	expect_xalloc_einval(vmp, PG, 0, 0, 0, BASE + 8 * PG, BASE + 4 * PG,
+	                     VM_SLEEP);                                        /* min>max */
 	expect_xalloc_einval(vmp, 2 * PG, 0, 0, 0, BASE, BASE + PG, VM_SLEEP); /* range < size */
 	expect_xalloc_einval(vmp, PG, 0, 0, 0, 0, 0, VM_SLEEP | VM_BESTFIT | VM_FIRSTFIT);
 	expect_xalloc_einval(NULL, PG, 0, 0, 0, 0, 0, VM_SLEEP);
@@ -786,10 +789,10 @@ static void *ximport_1m(vmem_t *src, size_t *sizep, size_t align, int flags)
 
 static void test_xcreate_ximport(void **state)
 {
-	vmem_t *src = vmem_create("src", (void *)0x10000000, 64 << 20, PG, NULL, NULL, NULL, 0,
-				  VM_SLEEP);
+	vmem_t *src =
+	    vmem_create("src", (void *)0x10000000, 64 << 20, PG, NULL, NULL, NULL, 0, VM_SLEEP);
 	vmem_t *child = vmem_xcreate("xchild", NULL, 0, PG, ximport_1m, vmem_xfree, src, 0,
-				     VM_SLEEP | VMC_XALIGN);
+	                             VM_SLEEP | VMC_XALIGN);
 	uintptr_t a, b;
 
 	(void)state;
@@ -814,8 +817,8 @@ static void test_xcreate_ximport(void **state)
 
 static void test_import_constrained(void **state)
 {
-	vmem_t *src = vmem_create("csrc", (void *)0x10000000, 64 << 20, PG, NULL, NULL, NULL, 0,
-				  VM_SLEEP);
+	vmem_t *src =
+	    vmem_create("csrc", (void *)0x10000000, 64 << 20, PG, NULL, NULL, NULL, 0, VM_SLEEP);
 	vmem_t *child = vmem_create("cchild", NULL, 0, PG, vmem_alloc, vmem_free, src, 0, VM_SLEEP);
 	uintptr_t a;
 
@@ -837,7 +840,8 @@ static void test_import_constrained(void **state)
 static void test_destroy_busy(void **state)
 {
 	vmem_t *src = page_arena("busy", 4);
-	vmem_t *child = vmem_create("importer", NULL, 0, PG, vmem_alloc, vmem_free, src, 0, VM_SLEEP);
+	vmem_t *child =
+	    vmem_create("importer", NULL, 0, PG, vmem_alloc, vmem_free, src, 0, VM_SLEEP);
 	captured_t cap;
 
 	(void)state;
@@ -857,7 +861,7 @@ static void test_destroy_busy(void **state)
 static void test_identifier_leak_wording(void **state)
 {
 	vmem_t *ids = vmem_create("idleak", (void *)1, 100, 1, NULL, NULL, NULL, 0,
-				  VM_SLEEP | VMC_IDENTIFIER);
+	                          VM_SLEEP | VMC_IDENTIFIER);
 	captured_t cap;
 
 	(void)state;
@@ -873,7 +877,7 @@ static void test_no_qcache_min_import(void **state)
 {
 	vmem_t *src = page_arena("mi-src", 256);
 	vmem_t *child = vmem_create("mi", NULL, 0, PG, vmem_alloc, vmem_free, src, 4 * PG,
-				    VM_SLEEP | VMC_NO_QCACHE);
+	                            VM_SLEEP | VMC_NO_QCACHE);
 	void *p;
 
 	(void)state;
@@ -922,8 +926,8 @@ static void test_metadata_failure_is_clean(void **state)
 static void test_hash_grows_and_shrinks(void **state)
 {
 	enum { N = 50000 };
-	vmem_t *vmp = vmem_create("hash", (void *)1, N, 1, NULL, NULL, NULL, 0,
-				  VM_SLEEP | VMC_IDENTIFIER);
+	vmem_t *vmp =
+	    vmem_create("hash", (void *)1, N, 1, NULL, NULL, NULL, 0, VM_SLEEP | VMC_IDENTIFIER);
 	int i;
 
 	(void)state;

@@ -135,7 +135,8 @@ static void span_add(model_t *m, uint64_t start, uint64_t size, bool imported)
 static int span_of(model_t *m, uint64_t addr)
 {
 	for (int i = 0; i < m->nspans; i++) {
-		if (addr >= m->spans[i].start && (u128)addr < (u128)m->spans[i].start + m->spans[i].size)
+		if (addr >= m->spans[i].start &&
+		    (u128)addr < (u128)m->spans[i].start + m->spans[i].size)
 			return i;
 	}
 	return -1;
@@ -233,7 +234,8 @@ static bool model_can_fit(model_t *m, const mreq_t *r)
 /* The exact address the policy must return, or false if it is free to choose. */
 static bool model_expect(model_t *m, const mreq_t *r, uint64_t *expect)
 {
-	int n = free_intervals(m, fbuf), policy = r->flags & (VM_BESTFIT | VM_FIRSTFIT | VM_NEXTFIT);
+	int n = free_intervals(m, fbuf),
+	    policy = r->flags & (VM_BESTFIT | VM_FIRSTFIT | VM_NEXTFIT);
 	bool high = (r->flags & VM_ENDALLOC) != 0;
 	u128 t, best = 0, bsize = 0;
 	bool found = false;
@@ -325,7 +327,8 @@ static void apply_crossings(void)
 
 		if (!c->release) {
 			st.imports++;
-			seg_add(&P, (mseg_t){c->addr, c->size, (c->size + Q - 1) & ~(Q - 1), false, true});
+			seg_add(&P, (mseg_t){c->addr, c->size, (c->size + Q - 1) & ~(Q - 1), false,
+			                     true});
 			span_add(&C, c->addr, c->size, true);
 		} else {
 			int si = span_of(&C, c->addr), pi = seg_find(&P, c->addr);
@@ -333,10 +336,10 @@ static void apply_crossings(void)
 			st.releases++;
 
 			assert_true(si >= 0 && C.spans[si].start == c->addr &&
-				    C.spans[si].size == c->size && C.spans[si].imported);
+			            C.spans[si].size == c->size && C.spans[si].imported);
 			assert_true(child_span_wholly_free(si));
 			memmove(&C.spans[si], &C.spans[si + 1],
-				(size_t)(C.nspans - si - 1) * sizeof(mspan_t));
+			        (size_t)(C.nspans - si - 1) * sizeof(mspan_t));
 			C.nspans--;
 			assert_true(pi >= 0 && P.segs[pi].import);
 			seg_del(&P, pi);
@@ -351,7 +354,7 @@ static void check_no_free_imported_span(void)
 	for (int i = 0; i < C.nspans; i++) {
 		if (C.spans[i].imported && child_span_wholly_free(i))
 			fail_msg("imported span %#lx+%#lx is wholly free but was not returned",
-				 (unsigned long)C.spans[i].start, (unsigned long)C.spans[i].size);
+			         (unsigned long)C.spans[i].start, (unsigned long)C.spans[i].size);
 	}
 }
 
@@ -467,7 +470,8 @@ static bool mreq_valid(const mreq_t *r)
 		return false;
 	if (r->min > r->last || (u128)r->last - r->min + 1 < r->rsize)
 		return false;
-	return __builtin_popcount((unsigned)(r->flags & (VM_BESTFIT | VM_FIRSTFIT | VM_NEXTFIT))) <= 1;
+	return __builtin_popcount((unsigned)(r->flags & (VM_BESTFIT | VM_FIRSTFIT | VM_NEXTFIT))) <=
+	       1;
 }
 
 static void check_result(model_t *m, const mreq_t *r, uint64_t a)
@@ -557,8 +561,9 @@ static void do_alloc(model_t *m, bool x)
 	import_fail_size = 0;
 	errno = 0;
 	if (x)
-		p = vmem_xalloc(m->vmp, r.size, r.align, r.phase, r.nocross, (void *)(uintptr_t)r.min,
-				r.last == UINT64_MAX ? NULL : (void *)(uintptr_t)(r.last + 1), r.flags);
+		p = vmem_xalloc(
+		    m->vmp, r.size, r.align, r.phase, r.nocross, (void *)(uintptr_t)r.min,
+		    r.last == UINT64_MAX ? NULL : (void *)(uintptr_t)(r.last + 1), r.flags);
 	else
 		p = vmem_alloc(m->vmp, r.size, r.flags);
 	err = errno;
@@ -577,7 +582,8 @@ static void do_alloc(model_t *m, bool x)
 		st.nomem++;
 		if (m == &C && r.min == 0 && r.last == UINT64_MAX) {
 			/* The child must have tried to import, and the parent had no room. */
-			mreq_t imp = {import_fail_size, import_fail_size, Q, 0, 0, 0, UINT64_MAX, 0};
+			mreq_t imp = {
+			    import_fail_size, import_fail_size, Q, 0, 0, 0, UINT64_MAX, 0};
 
 			assert_true(import_fail_size != 0);
 			assert_false(model_can_fit(&P, &imp));
@@ -595,10 +601,10 @@ static void do_alloc(model_t *m, bool x)
 	check_result(m, &r, a);
 	if (must && a != expect)
 		fail_msg("policy %#x size %#lx align %#lx phase %#lx nocross %#lx [%#lx,%#lx]: "
-			 "got %#lx, expected %#lx",
-			 r.flags, (unsigned long)r.size, (unsigned long)r.align,
-			 (unsigned long)r.phase, (unsigned long)r.nocross, (unsigned long)r.min,
-			 (unsigned long)r.last, (unsigned long)a, (unsigned long)expect);
+		         "got %#lx, expected %#lx",
+		         r.flags, (unsigned long)r.size, (unsigned long)r.align,
+		         (unsigned long)r.phase, (unsigned long)r.nocross, (unsigned long)r.min,
+		         (unsigned long)r.last, (unsigned long)a, (unsigned long)expect);
 	if ((r.flags & VM_NEXTFIT) != 0)
 		m->rotor = a + r.rsize;
 	seg_add(m, (mseg_t){a, r.size, r.rsize, x, false});
@@ -699,29 +705,31 @@ static uint64_t env_u64(const char *name, uint64_t dflt)
 
 static void test_model(void **state)
 {
-	uint64_t ops = env_u64("VMEM_MODEL_OPS", 300000), seed = env_u64("VMEM_MODEL_SEED", 20261122);
+	uint64_t ops = env_u64("VMEM_MODEL_OPS", 300000),
+	         seed = env_u64("VMEM_MODEL_SEED", 20261122);
 	static const uint64_t init[][2] = {
-	    {0x1000, 0x10000},                      /* near zero */
-	    {0x100000, 0x100000},                   /* 1 MiB */
-	    {0x7FFFFFFFFFFF0000ULL, 0x20000},       /* across 2^63 */
-	    {0xFFFFFFFFFFFC0000ULL, 0x40000},       /* ends exactly at 2^64 */
+	    {0x1000, 0x10000},                /* near zero */
+	    {0x100000, 0x100000},             /* 1 MiB */
+	    {0x7FFFFFFFFFFF0000ULL, 0x20000}, /* across 2^63 */
+	    {0xFFFFFFFFFFFC0000ULL, 0x40000}, /* ends exactly at 2^64 */
 	};
 	uint64_t k;
 
 	(void)state;
 	fprintf(stderr, "model test: %llu operations, seed %llu\n", (unsigned long long)ops,
-		(unsigned long long)seed);
+	        (unsigned long long)seed);
 	rng_state = seed;
 	fbuf = malloc(sizeof(fint_t) * 1000000);
 	memset(&P, 0, sizeof(P));
 	memset(&C, 0, sizeof(C));
 	P.vmp = vmem_create("model-parent", NULL, 0, Q, NULL, NULL, NULL, 0, VM_SLEEP);
-	C.vmp = vmem_create("model-child", NULL, 0, Q, model_import, model_release, P.vmp, 0,
-			    VM_SLEEP);
+	C.vmp =
+	    vmem_create("model-child", NULL, 0, Q, model_import, model_release, P.vmp, 0, VM_SLEEP);
 	assert_non_null(P.vmp);
 	assert_non_null(C.vmp);
 	for (k = 0; k < 4; k++) {
-		assert_non_null(vmem_add(P.vmp, (void *)(uintptr_t)init[k][0], init[k][1], VM_SLEEP));
+		assert_non_null(
+		    vmem_add(P.vmp, (void *)(uintptr_t)init[k][0], init[k][1], VM_SLEEP));
 		span_add(&P, init[k][0], init[k][1], false);
 	}
 	capture_errors(&cap);
@@ -754,15 +762,16 @@ static void test_model(void **state)
 	release_errors();
 	compare(&P);
 	compare(&C);
-	fprintf(stderr,
-		"model test: %llu allocations (%llu at an address the policy fixes), %llu ENOMEM, "
-		"%llu EINVAL, %llu frees, %llu bad frees, %llu imports, %llu span returns, %llu adds, "
-		"%llu contains\n",
-		(unsigned long long)st.ok, (unsigned long long)st.exact, (unsigned long long)st.nomem,
-		(unsigned long long)st.einval, (unsigned long long)st.frees,
-		(unsigned long long)st.badfrees, (unsigned long long)st.imports,
-		(unsigned long long)st.releases, (unsigned long long)st.adds,
-		(unsigned long long)st.contains);
+	fprintf(
+	    stderr,
+	    "model test: %llu allocations (%llu at an address the policy fixes), %llu ENOMEM, "
+	    "%llu EINVAL, %llu frees, %llu bad frees, %llu imports, %llu span returns, %llu adds, "
+	    "%llu contains\n",
+	    (unsigned long long)st.ok, (unsigned long long)st.exact, (unsigned long long)st.nomem,
+	    (unsigned long long)st.einval, (unsigned long long)st.frees,
+	    (unsigned long long)st.badfrees, (unsigned long long)st.imports,
+	    (unsigned long long)st.releases, (unsigned long long)st.adds,
+	    (unsigned long long)st.contains);
 	/* Destroying the child gives every imported span back. */
 	{
 		captured_t leak;

@@ -66,7 +66,7 @@ static void wait_for_sleepers(vmem_t *vmp, unsigned n)
 
 /* Threads sleeping in `wait_in` are served one by one by frees in `free_in`. */
 static void sleepers_served_by(vmem_t *alloc_in, vmem_t *wait_in, vmem_t *free_in, void **held,
-			       int n)
+                               int n)
 {
 	enum { T = 4 };
 	pthread_t th[T];
@@ -102,7 +102,8 @@ static void sleepers_served_by(vmem_t *alloc_in, vmem_t *wait_in, vmem_t *free_i
 
 static void test_sleep_own_arena(void **state)
 {
-	vmem_t *vmp = vmem_create("sleep", (void *)0x10000, 4 * PG, PG, NULL, NULL, NULL, 0, VM_SLEEP);
+	vmem_t *vmp =
+	    vmem_create("sleep", (void *)0x10000, 4 * PG, PG, NULL, NULL, NULL, 0, VM_SLEEP);
 	void *held[4];
 	int i;
 
@@ -120,7 +121,8 @@ static void test_sleep_own_arena(void **state)
 
 static void test_sleep_woken_by_source(void **state)
 {
-	vmem_t *src = vmem_create("src", (void *)0x10000, 4 * PG, PG, NULL, NULL, NULL, 0, VM_SLEEP);
+	vmem_t *src =
+	    vmem_create("src", (void *)0x10000, 4 * PG, PG, NULL, NULL, NULL, 0, VM_SLEEP);
 	vmem_t *child = vmem_create("child", NULL, 0, PG, vmem_alloc, vmem_free, src, 0, VM_SLEEP);
 	void *held[4];
 	int i;
@@ -141,7 +143,8 @@ static void test_sleep_woken_by_source(void **state)
 
 static void test_sleep_woken_by_grandparent(void **state)
 {
-	vmem_t *g = vmem_create("grand", (void *)0x10000, 4 * PG, PG, NULL, NULL, NULL, 0, VM_SLEEP);
+	vmem_t *g =
+	    vmem_create("grand", (void *)0x10000, 4 * PG, PG, NULL, NULL, NULL, 0, VM_SLEEP);
 	vmem_t *p = vmem_create("parent", NULL, 0, PG, vmem_alloc, vmem_free, g, 0, VM_SLEEP);
 	vmem_t *c = vmem_create("kid", NULL, 0, PG, vmem_alloc, vmem_free, p, 0, VM_SLEEP);
 	void *held[4];
@@ -161,7 +164,8 @@ static void test_sleep_woken_by_grandparent(void **state)
 
 static void test_nosleep_never_blocks(void **state)
 {
-	vmem_t *vmp = vmem_create("nosleep", (void *)0x10000, PG, PG, NULL, NULL, NULL, 0, VM_SLEEP);
+	vmem_t *vmp =
+	    vmem_create("nosleep", (void *)0x10000, PG, PG, NULL, NULL, NULL, 0, VM_SLEEP);
 	void *a = vmem_alloc(vmp, PG, VM_SLEEP);
 
 	(void)state;
@@ -203,7 +207,8 @@ static void *stress_main(void *arg)
 		bool x = rand_r(&seed) % 3 == 0;
 
 		if (x)
-			p = vmem_xalloc(vmp, size, PG << (rand_r(&seed) % 4), 0, 0, NULL, NULL, flags);
+			p = vmem_xalloc(vmp, size, PG << (rand_r(&seed) % 4), 0, 0, NULL, NULL,
+			                flags);
 		else
 			p = vmem_alloc(vmp, size, flags);
 		assert_non_null(p);
@@ -231,22 +236,22 @@ static void test_stress_tree(void **state)
 	memset(&st, 0, sizeof(st));
 	st.seed = 1;
 	/* 64 pages at the root: six threads asking up to 24 pages each must sleep. */
-	st.arena[0] = vmem_create("root", (void *)0x100000, 64 * PG, PG, NULL, NULL, NULL, 0,
-				  VM_SLEEP);
-	st.arena[1] = vmem_create("mid", NULL, 0, PG, vmem_alloc, vmem_free, st.arena[0], 0,
-				  VM_SLEEP);
-	st.arena[2] = vmem_create("leaf", NULL, 0, PG, vmem_alloc, vmem_free, st.arena[1], 0,
-				  VM_SLEEP);
+	st.arena[0] =
+	    vmem_create("root", (void *)0x100000, 64 * PG, PG, NULL, NULL, NULL, 0, VM_SLEEP);
+	st.arena[1] =
+	    vmem_create("mid", NULL, 0, PG, vmem_alloc, vmem_free, st.arena[0], 0, VM_SLEEP);
+	st.arena[2] =
+	    vmem_create("leaf", NULL, 0, PG, vmem_alloc, vmem_free, st.arena[1], 0, VM_SLEEP);
 	for (i = 0; i < T; i++)
 		pthread_create(&th[i], NULL, stress_main, &st);
 	msleep(1500);
 	atomic_store(&st.stop, true);
 	for (i = 0; i < T; i++)
 		pthread_join(th[i], NULL);
-	waits = st.arena[0]->vm_ctr.vc_wait + st.arena[1]->vm_ctr.vc_wait +
-		st.arena[2]->vm_ctr.vc_wait;
+	waits =
+	    st.arena[0]->vm_ctr.vc_wait + st.arena[1]->vm_ctr.vc_wait + st.arena[2]->vm_ctr.vc_wait;
 	fprintf(stderr, "stress: %llu alloc/free pairs, %llu sleeps\n",
-		(unsigned long long)atomic_load(&st.ops), (unsigned long long)waits);
+	        (unsigned long long)atomic_load(&st.ops), (unsigned long long)waits);
 	assert_true(atomic_load(&st.ops) > 100);
 	for (i = 2; i >= 0; i--) {
 		assert_int_equal(vmem_size(st.arena[i], VMEM_ALLOC), 0);

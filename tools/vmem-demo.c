@@ -41,12 +41,12 @@ int main(void)
 	uintptr_t id[5];
 	int i;
 
-	heap = vmem_create("heap", (void *)0x10000000, 256 << 20, PAGE, NULL, NULL, NULL, 0,
-			   VM_SLEEP);
+	heap =
+	    vmem_create("heap", (void *)0x10000000, 256 << 20, PAGE, NULL, NULL, NULL, 0, VM_SLEEP);
 	va = vmem_create("va", NULL, 0, PAGE, vmem_alloc, vmem_free, heap, 0, VM_SLEEP);
 	dma = vmem_create("dma", NULL, 0, PAGE, vmem_alloc, vmem_free, heap, 0, VM_SLEEP);
-	pids = vmem_create("pids", (void *)1, 999, 1, NULL, NULL, NULL, 0,
-			   VM_SLEEP | VMC_IDENTIFIER);
+	pids =
+	    vmem_create("pids", (void *)1, 999, 1, NULL, NULL, NULL, 0, VM_SLEEP | VMC_IDENTIFIER);
 	if (heap == NULL || va == NULL || dma == NULL || pids == NULL) {
 		perror("vmem_create");
 		return 1;

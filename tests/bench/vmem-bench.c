@@ -1,0 +1,427 @@
+/*
+ * vmem-bench: libvmem's benchmark suite.  Every figure is measured in the
+ * same run as its baseline; results print as a table, or with --json one
+ * object per line.
+ *
+ *   W2  fragmentation scaling: N live segments of random sizes 1..64 quanta
+ *       (made by allocating 2N and freeing a random half), then random
+ *       frees and allocations keeping N live; every policy; baseline: a
+ *       classic linear resource map (rmalloc/rmfree, first fit over a sorted
+ *       array), the allocator the vmem paper replaced.
+ *
+ * An "op" is one call: one allocation or one free.
+ *
+ *   vmem-bench [--quick] [--json] [--only W2]
+ */
+#include <vmem.h>
+
+#include <errno.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "bench.h"
+
+/* ---- output ------------------------------------------------------------------- */
+
+static bool json, quick;
+static const char *only;
+
+void bench_emit(const bench_result_t *r)
+{
+	if (json) {
+		printf("{\"workload\":\"%s\",\"policy\":\"%s\",\"variant\":\"%s\",\"n\":%ld,"
+		       "\"threads\":%d,\"ns_per_op\":%.1f",
+		       r->workload, r->policy, r->variant, r->n, r->threads, r->ns_per_op);
+		if (r->ratio > 0)
+			printf(",\"ratio\":%.3f", r->ratio);
+		if (r->ops_per_s > 0)
+			printf(",\"ops_per_s\":%.0f", r->ops_per_s);
+		if (r->note != NULL)
+			printf(",\"note\":\"%s\"", r->note);
+		printf("}\n");
+	} else {
+		printf("%-3s %-11s %-13s n=%-8ld thr=%-2d %10.1f ns/op", r->workload, r->policy,
+		       r->variant, r->n, r->threads, r->ns_per_op);
+		if (r->ratio > 0)
+			printf("  ratio %.3f", r->ratio);
+		if (r->ops_per_s > 0)
+			printf("  %.3g ops/s", r->ops_per_s);
+		if (r->note != NULL)
+			printf("  (%s)", r->note);
+		printf("\n");
+	}
+	fflush(stdout);
+}
+
+double bench_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec * 1e9 + (double)ts.tv_nsec;
+}
+
+static uint64_t rng = 0x853c49e6748fea9bULL;
+
+uint64_t bench_rand(void)
+{
+	/* xorshift64* */
+	rng ^= rng >> 12;
+	rng ^= rng << 25;
+	rng ^= rng >> 27;
+	return rng * 0x2545F4914F6CDD1DULL;
+}
+
+void bench_seed(uint64_t s)
+{
+	rng = s ? s : 1;
+}
+
+bool bench_quick(void)
+{
+	return quick;
+}
+
+bool bench_selected(const char *w)
+{
+	return only == NULL || strcmp(only, w) == 0;
+}
+
+/* ---- the rmalloc baseline ------------------------------------------------------- */
+
+/*
+ * A classic resource map: free extents in a sorted array; allocation is
+ * first fit by linear scan, free finds its place by linear scan and
+ * coalesces, shifting the array as needed.
+ */
+typedef struct rmap {
+	uintptr_t *addr;
+	size_t *size;
+	size_t n, cap;
+} rmap_t;
+
+static void rm_init(rmap_t *m, uintptr_t base, size_t size, size_t cap)
+{
+	m->addr = malloc(cap * sizeof(*m->addr));
+	m->size = malloc(cap * sizeof(*m->size));
+	m->cap = cap;
+	m->n = 1;
+	m->addr[0] = base;
+	m->size[0] = size;
+}
+
+static void rm_fini(rmap_t *m)
+{
+	free(m->addr);
+	free(m->size);
+}
+
+static uintptr_t rmalloc(rmap_t *m, size_t size)
+{
+	size_t i;
+
+	for (i = 0; i < m->n; i++) {
+		if (m->size[i] >= size) {
+			uintptr_t a = m->addr[i];
+
+			m->addr[i] += size;
+			m->size[i] -= size;
+			if (m->size[i] == 0) {
+				memmove(&m->addr[i], &m->addr[i + 1],
+				        (m->n - i - 1) * sizeof(*m->addr));
+				memmove(&m->size[i], &m->size[i + 1],
+				        (m->n - i - 1) * sizeof(*m->size));
+				m->n--;
+			}
+			return a;
+		}
+	}
+	return 0;
+}
+
+static void rmfree(rmap_t *m, uintptr_t a, size_t size)
+{
+	size_t i = 0;
+	bool left, right;
+
+	while (i < m->n && m->addr[i] < a)
+		i++;
+	left = i > 0 && m->addr[i - 1] + m->size[i - 1] == a;
+	right = i < m->n && a + size == m->addr[i];
+	if (left && right) {
+		m->size[i - 1] += size + m->size[i];
+		memmove(&m->addr[i], &m->addr[i + 1], (m->n - i - 1) * sizeof(*m->addr));
+		memmove(&m->size[i], &m->size[i + 1], (m->n - i - 1) * sizeof(*m->size));
+		m->n--;
+	} else if (left) {
+		m->size[i - 1] += size;
+	} else if (right) {
+		m->addr[i] = a;
+		m->size[i] += size;
+	} else {
+		memmove(&m->addr[i + 1], &m->addr[i], (m->n - i) * sizeof(*m->addr));
+		memmove(&m->size[i + 1], &m->size[i], (m->n - i) * sizeof(*m->size));
+		m->addr[i] = a;
+		m->size[i] = size;
+		m->n++;
+	}
+}
+
+/* ---- W2: fragmentation scaling -------------------------------------------------- */
+
+#define W2_Q ((size_t)4096)
+
+typedef struct live_seg {
+	uintptr_t addr;
+	size_t size;
+} live_seg_t;
+
+typedef struct live {
+	live_seg_t *seg;
+	size_t n;
+} live_t;
+
+static size_t w2_size(void)
+{
+	return W2_Q * (1 + bench_rand() % 64);
+}
+
+/* Remove and return a random live segment. */
+static size_t live_take(live_t *l, uintptr_t *addrp)
+{
+	size_t i = bench_rand() % l->n, size = l->seg[i].size;
+
+	*addrp = l->seg[i].addr;
+	l->seg[i] = l->seg[--l->n];
+	return size;
+}
+
+static void live_put(live_t *l, uintptr_t a, size_t size)
+{
+	l->seg[l->n].addr = a;
+	l->seg[l->n].size = size;
+	l->n++;
+}
+
+/* Build the fragmented state: allocate 2n, free a random half. */
+static void w2_fill(live_t *l, size_t n, void *ctx, uintptr_t (*alloc)(void *, size_t),
+                    void (*release)(void *, uintptr_t, size_t))
+{
+	size_t i;
+	uintptr_t a;
+
+	l->n = 0;
+	for (i = 0; i < 2 * n; i++) {
+		size_t size = w2_size();
+
+		live_put(l, alloc(ctx, size), size);
+	}
+	for (i = 0; i < n; i++) {
+		size_t size = live_take(l, &a);
+
+		release(ctx, a, size);
+	}
+}
+
+/*
+ * The same fragmented state for the resource map, built directly: first
+ * fit on a fresh map allocates the 2n segments back to back, so the free
+ * extents are the runs of freed segments.  (Building it through rmfree
+ * would cost O(n^2) shifting before the measurement starts.)
+ */
+static void w2_fill_rmap(live_t *l, size_t n, rmap_t *m, uintptr_t base, size_t span)
+{
+	size_t i, total = 2 * n;
+	uintptr_t a = base;
+	bool *freed = calloc(total, sizeof(bool));
+	uintptr_t *start = malloc(total * sizeof(*start));
+	size_t *size = malloc(total * sizeof(*size));
+
+	for (i = 0; i < total; i++) {
+		start[i] = a;
+		size[i] = w2_size();
+		a += size[i];
+	}
+	/* Free a random half: a partial Fisher-Yates over the indices. */
+	{
+		size_t *idx = malloc(total * sizeof(*idx));
+
+		for (i = 0; i < total; i++)
+			idx[i] = i;
+		for (i = 0; i < n; i++) {
+			size_t j = i + bench_rand() % (total - i), t = idx[i];
+
+			idx[i] = idx[j];
+			idx[j] = t;
+			freed[idx[i]] = true;
+		}
+		free(idx);
+	}
+	m->n = 0;
+	l->n = 0;
+	for (i = 0; i < total; i++) {
+		if (!freed[i]) {
+			live_put(l, start[i], size[i]);
+		} else if (m->n > 0 && m->addr[m->n - 1] + m->size[m->n - 1] == start[i]) {
+			m->size[m->n - 1] += size[i];
+		} else {
+			m->addr[m->n] = start[i];
+			m->size[m->n] = size[i];
+			m->n++;
+		}
+	}
+	/* and the rest of the span */
+	if (m->n > 0 && m->addr[m->n - 1] + m->size[m->n - 1] == a) {
+		m->size[m->n - 1] += base + span - a;
+	} else {
+		m->addr[m->n] = a;
+		m->size[m->n] = base + span - a;
+		m->n++;
+	}
+	free(freed);
+	free(start);
+	free(size);
+}
+
+/* ops calls: alternately free a random live segment and allocate a new one. */
+static double w2_run(live_t *l, long ops, void *ctx, uintptr_t (*alloc)(void *, size_t),
+                     void (*release)(void *, uintptr_t, size_t))
+{
+	double t0 = bench_now();
+	long i;
+
+	for (i = 0; i < ops / 2; i++) {
+		uintptr_t a;
+		size_t size = live_take(l, &a);
+
+		release(ctx, a, size);
+		size = w2_size();
+		a = alloc(ctx, size);
+		if (a == 0) {
+			fprintf(stderr, "vmem-bench: W2 allocation failed\n");
+			exit(1);
+		}
+		live_put(l, a, size);
+	}
+	return (bench_now() - t0) / (double)(ops / 2 * 2);
+}
+
+typedef struct vctx {
+	vmem_t *vmp;
+	int flags;
+} vctx_t;
+
+static uintptr_t v_alloc(void *c, size_t size)
+{
+	vctx_t *v = c;
+
+	return (uintptr_t)vmem_alloc(v->vmp, size, v->flags);
+}
+
+static void v_free(void *c, uintptr_t a, size_t size)
+{
+	vctx_t *v = c;
+
+	vmem_free(v->vmp, (void *)a, size);
+}
+
+static uintptr_t rm_alloc_cb(void *c, size_t size)
+{
+	return rmalloc(c, size);
+}
+
+static void rm_free_cb(void *c, uintptr_t a, size_t size)
+{
+	rmfree(c, a, size);
+}
+
+static void w2(void)
+{
+	static const struct {
+		const char *name;
+		int flags;
+	} pol[] = {{"instantfit", 0},
+	           {"bestfit", VM_BESTFIT},
+	           {"firstfit", VM_FIRSTFIT},
+	           {"nextfit", VM_NEXTFIT}};
+	static const long full_n[] = {1000, 10000, 100000, 1000000};
+	static const long quick_n[] = {1000, 10000, 100000};
+	const long *ns = quick ? quick_n : full_n;
+	int nn = quick ? 3 : 4;
+	long ops = quick ? 200000 : 1000000;
+	live_t l;
+
+	l.seg = malloc(2 * 1000000 * sizeof(*l.seg));
+	for (int i = 0; i < nn; i++) {
+		long n = ns[i];
+		uintptr_t base = (uintptr_t)1 << 40;
+		size_t span = (size_t)n * 2 * 64 * W2_Q * 2;
+
+		for (size_t p = 0; p < sizeof(pol) / sizeof(pol[0]); p++) {
+			vctx_t v = {vmem_create("w2", (void *)base, span, W2_Q, NULL, NULL, NULL, 0,
+			                        VM_SLEEP | VMC_NO_QCACHE),
+			            VM_NOSLEEP | pol[p].flags};
+			bench_result_t r = {"W2", pol[p].name, "vmem", n, 1, 0, 0, 0, NULL};
+
+			vmem_kstat_t k0, k1;
+			char note[64];
+
+			bench_seed(42 + (uint64_t)n);
+			w2_fill(&l, (size_t)n, &v, v_alloc, v_free);
+			vmem_kstat(v.vmp, &k0);
+			r.ns_per_op = w2_run(&l, ops, &v, v_alloc, v_free);
+			vmem_kstat(v.vmp, &k1);
+			/* Free segments examined per allocation: flat means O(1) search. */
+			snprintf(note, sizeof(note), "search/alloc %.2f",
+			         (double)(k1.vk_search - k0.vk_search) / (double)(ops / 2));
+			r.note = note;
+			bench_emit(&r);
+			while (l.n > 0) {
+				uintptr_t a;
+				size_t size = live_take(&l, &a);
+
+				vmem_free(v.vmp, (void *)a, size);
+			}
+			vmem_destroy(v.vmp);
+		}
+		{
+			/* The linear map: fewer operations at large N, or it takes hours. */
+			rmap_t m;
+			long rops = ops;
+			bench_result_t r = {"W2", "firstfit", "rmalloc", n, 1, 0, 0, 0, NULL};
+
+			while (rops > 2000 && (double)rops * (double)n > (quick ? 2e9 : 2e10))
+				rops /= 2;
+			rm_init(&m, base, span, 4 * (size_t)n + 16);
+			bench_seed(42 + (uint64_t)n);
+			w2_fill_rmap(&l, (size_t)n, &m, base, span);
+			r.ns_per_op = w2_run(&l, rops, &m, rm_alloc_cb, rm_free_cb);
+			bench_emit(&r);
+			rm_fini(&m);
+		}
+	}
+	free(l.seg);
+}
+
+int main(int argc, char **argv)
+{
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--quick") == 0)
+			quick = true;
+		else if (strcmp(argv[i], "--json") == 0)
+			json = true;
+		else if (strcmp(argv[i], "--only") == 0 && i + 1 < argc)
+			only = argv[++i];
+		else {
+			fprintf(stderr, "usage: vmem-bench [--quick] [--json] [--only Wn]\n");
+			return 2;
+		}
+	}
+	if (bench_selected("W2"))
+		w2();
+	return 0;
+}
