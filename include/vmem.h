@@ -174,6 +174,23 @@ int vmem_kstat(vmem_t *vmp, vmem_kstat_t *ks);
 /* The arena's id (1, 2, ... in creation order). */
 uint32_t vmem_id(const vmem_t *vmp);
 
+/*
+ * Reclaim callback (as FreeBSD's vmem_set_reclaim): when an allocation
+ * finds no space and its import (if any) failed, the arena calls fn(vmp,
+ * vmflag) without holding its lock, before failing or sleeping; if the
+ * callback freed anything into the arena the allocation is retried, even
+ * with VM_NOSLEEP.  NULL removes it.
+ */
+typedef void(vmem_reclaim_t)(vmem_t *, int);
+void vmem_set_reclaim(vmem_t *vmp, vmem_reclaim_t *fn);
+
+/*
+ * Cap on the arena's size (as FreeBSD's vmem_set_limit): an import that
+ * would take the arena's total span size above `limit` is not made.  Spans
+ * added with vmem_add() are not limited.  0 removes the cap.
+ */
+void vmem_set_limit(vmem_t *vmp, size_t limit);
+
 /* The arena's name, as stored (possibly truncated). */
 const char *vmem_name(const vmem_t *vmp);
 

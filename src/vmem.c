@@ -289,6 +289,29 @@ static bool can_import(const vmem_t *vmp, const vmem_req_t *r)
 	return vmp->vm_import != NULL && r->rq_min == 0 && r->rq_last == UINTPTR_MAX;
 }
 
+/* Would a span of `size` more take the arena above its limit? */
+static bool over_limit(const vmem_t *vmp, size_t size)
+{
+	return vmp->vm_limit != 0 && (vmp->vm_ctr.vc_mem_total > vmp->vm_limit ||
+	                              size > vmp->vm_limit - vmp->vm_ctr.vc_mem_total);
+}
+
+/*
+ * Run the reclaim callback (lock dropped).  True if the arena gained free
+ * space meanwhile, so that the allocation should be tried again.
+ */
+static bool reclaim_locked(vmem_t *vmp, int vmflag)
+{
+	uint64_t gen = atomic_load(&vmp->vm_freegen);
+
+	if (vmp->vm_reclaim == NULL)
+		return false;
+	pthread_mutex_unlock(&vmp->vm_lock);
+	vmp->vm_reclaim(vmp, vmflag);
+	pthread_mutex_lock(&vmp->vm_lock);
+	return atomic_load(&vmp->vm_freegen) != gen;
+}
+
 /*
  * Import a span that can hold r.  Drops vm_lock around the import
  * function.  A span the arena cannot use (misaligned, overlapping, too
@@ -302,6 +325,8 @@ static int import_locked(vmem_t *vmp, const vmem_req_t *r)
 
 	if (vmp->vm_source != NULL && vmp->vm_source->vm_quantum > aq)
 		aq = vmp->vm_source->vm_quantum;
+	if (vmp->vm_import_quantum > aq)
+		aq = vmp->vm_import_quantum;
 	if (r->rq_align > aq && !(vmp->vm_cflags & VMC_XALIGN))
 		pad = (r->rq_phase & (aq - 1)) != 0 ? r->rq_align - q : r->rq_align - aq;
 	if (__builtin_add_overflow(r->rq_rsize, pad, &isize))
@@ -321,6 +346,8 @@ static int import_locked(vmem_t *vmp, const vmem_req_t *r)
 	isize = (isize + aq - 1) & ~(aq - 1);
 	ialign = (vmp->vm_cflags & VMC_XALIGN) && r->rq_align > aq ? r->rq_align : aq;
 	want = isize;
+	if (over_limit(vmp, isize))
+		return ENOMEM;
 
 	pthread_mutex_unlock(&vmp->vm_lock);
 	rc = vmp->vm_import(vmp, &isize, ialign, iflags, &addr);
@@ -328,8 +355,8 @@ static int import_locked(vmem_t *vmp, const vmem_req_t *r)
 	if (rc != 0)
 		return rc;
 	if (isize < want || ((addr | isize) & (q - 1)) != 0 || isize - 1 > UINTPTR_MAX - addr ||
-	    (addr == 0 && !vmp->vm_zero_ok) || vmem__span_overlaps(vmp, addr, isize) ||
-	    !vmem__seg_fit(r, addr, isize, false, &t) ||
+	    over_limit(vmp, isize) || (addr == 0 && !vmp->vm_zero_ok) ||
+	    vmem__span_overlaps(vmp, addr, isize) || !vmem__seg_fit(r, addr, isize, false, &t) ||
 	    vmem__seg_reserve(vmp, VMEM_SEGS_PER_SPAN + VMEM_SEGS_PER_ALLOC) != 0) {
 		pthread_mutex_unlock(&vmp->vm_lock);
 		if (vmp->vm_release != NULL)
@@ -374,7 +401,7 @@ static bool span_returnable(const vmem_t *vmp, const vmem_seg_t *fsp)
 static int xalloc_locked(vmem_t *vmp, const vmem_req_t *r, uintptr_t *addrp)
 {
 	bool sleeper = (r->rq_flags & (VM_NOSLEEP | VM_ABORT)) == 0, counted = false;
-	unsigned backoff = 0;
+	unsigned backoff = 0, reclaims = 0;
 	uint64_t gen = 0;
 	int err = ENOMEM;
 
@@ -407,6 +434,11 @@ static int xalloc_locked(vmem_t *vmp, const vmem_req_t *r, uintptr_t *addrp)
 			gen = chain_gen(vmp);
 		if (can_import(vmp, r) && import_locked(vmp, r) == 0)
 			continue;
+		if ((r->rq_flags & VM_ABORT) == 0 && (sleeper || reclaims < 4) &&
+		    reclaim_locked(vmp, r->rq_flags)) {
+			reclaims++;
+			continue;
+		}
 		if (!sleeper)
 			break;
 		if (chain_gen(vmp) != gen)
@@ -447,16 +479,12 @@ static bool round_size(const vmem_t *vmp, size_t size, size_t *rsizep)
 	return true;
 }
 
-void *vmem_alloc(vmem_t *vmp, size_t size, int vmflag)
+int vmem__alloc(vmem_t *vmp, size_t size, int vmflag, uintptr_t *addrp)
 {
 	vmem_req_t r;
-	uintptr_t addr;
-	int err;
 
-	if (vmp == NULL || !call_flags_ok(vmflag))
-		return invalid(vmflag, "vmem_alloc", "bad arguments");
-	if (!round_size(vmp, size, &r.rq_rsize))
-		return invalid(vmflag, "vmem_alloc", "size is 0 or too large");
+	if (vmp == NULL || !call_flags_ok(vmflag) || !round_size(vmp, size, &r.rq_rsize))
+		return EINVAL;
 	r.rq_size = size;
 	r.rq_align = vmp->vm_quantum;
 	r.rq_phase = 0;
@@ -465,7 +493,17 @@ void *vmem_alloc(vmem_t *vmp, size_t size, int vmflag)
 	r.rq_last = UINTPTR_MAX;
 	r.rq_flags = vmflag;
 	r.rq_xalloc = false;
-	err = xalloc(vmp, &r, &addr);
+	return xalloc(vmp, &r, addrp);
+}
+
+void *vmem_alloc(vmem_t *vmp, size_t size, int vmflag)
+{
+	uintptr_t addr;
+	int err = vmem__alloc(vmp, size, vmflag, &addr);
+
+	if (err == EINVAL)
+		return invalid(vmflag, "vmem_alloc",
+		               "bad arguments (size 0 or too large, or flags)");
 	if (err != 0) {
 		errno = err;
 		return NULL;
@@ -511,23 +549,37 @@ static const char *xalloc_request(const vmem_t *vmp, size_t size, size_t align, 
 	return NULL;
 }
 
-void *vmem_xalloc(vmem_t *vmp, size_t size, size_t align_arg, size_t phase, size_t nocross,
-                  void *minaddr, void *maxaddr, int vmflag)
+int vmem__xalloc(vmem_t *vmp, size_t size, size_t align, size_t phase, size_t nocross,
+                 uintptr_t min, uintptr_t last, int vmflag, uintptr_t *addrp, const char **whyp)
 {
 	vmem_req_t r;
 	const char *bad;
+
+	if (vmp == NULL) {
+		if (whyp != NULL)
+			*whyp = "NULL arena";
+		return EINVAL;
+	}
+	bad = xalloc_request(vmp, size, align, phase, nocross, min, last, vmflag, &r);
+	if (bad != NULL) {
+		if (whyp != NULL)
+			*whyp = bad;
+		return EINVAL;
+	}
+	return xalloc(vmp, &r, addrp);
+}
+
+void *vmem_xalloc(vmem_t *vmp, size_t size, size_t align_arg, size_t phase, size_t nocross,
+                  void *minaddr, void *maxaddr, int vmflag)
+{
 	uintptr_t addr, last = maxaddr == NULL ? UINTPTR_MAX : (uintptr_t)maxaddr - 1;
+	const char *bad = NULL;
 	int err;
 
-	if (vmp == NULL)
-		return invalid(vmflag, "vmem_xalloc", "NULL arena");
-	if (maxaddr != NULL && (uintptr_t)maxaddr == 0)
-		return invalid(vmflag, "vmem_xalloc", "maxaddr is 0");
-	bad = xalloc_request(vmp, size, align_arg, phase, nocross, (uintptr_t)minaddr, last, vmflag,
-	                     &r);
-	if (bad != NULL)
+	err = vmem__xalloc(vmp, size, align_arg, phase, nocross, (uintptr_t)minaddr, last, vmflag,
+	                   &addr, &bad);
+	if (err == EINVAL)
 		return invalid(vmflag, "vmem_xalloc", bad);
-	err = xalloc(vmp, &r, &addr);
 	if (err != 0) {
 		errno = err;
 		return NULL;
@@ -688,27 +740,39 @@ static void xfree_impl(vmem_t *vmp, uintptr_t addr, size_t size, const char *fun
 	wake_importers(vmp);
 }
 
-void vmem_free(vmem_t *vmp, void *vaddr, size_t size)
+void vmem__free(vmem_t *vmp, uintptr_t addr, size_t size, const char *func)
 {
 	if (vmp == NULL)
-		vmem__panic("vmem_free(NULL, %p, %zu): NULL arena", vaddr, size);
-	xfree_impl(vmp, (uintptr_t)vaddr, size, "vmem_free");
+		vmem__panic("%s(NULL, %#lx, %zu): NULL arena", func, (unsigned long)addr, size);
+	xfree_impl(vmp, addr, size, func);
+}
+
+void vmem__xfree(vmem_t *vmp, uintptr_t addr, size_t size, const char *func)
+{
+	if (vmp == NULL)
+		vmem__panic("%s(NULL, %#lx, %zu): NULL arena", func, (unsigned long)addr, size);
+	xfree_impl(vmp, addr, size, func);
+}
+
+void vmem_free(vmem_t *vmp, void *vaddr, size_t size)
+{
+	vmem__free(vmp, (uintptr_t)vaddr, size, "vmem_free");
 }
 
 void vmem_xfree(vmem_t *vmp, void *vaddr, size_t size)
 {
-	if (vmp == NULL)
-		vmem__panic("vmem_xfree(NULL, %p, %zu): NULL arena", vaddr, size);
-	xfree_impl(vmp, (uintptr_t)vaddr, size, "vmem_xfree");
+	vmem__xfree(vmp, (uintptr_t)vaddr, size, "vmem_xfree");
 }
 
 /* ---- spans ---------------------------------------------------------------- */
 
 /* Add [addr, addr + size) as a span that is never given back.  0 or errno. */
-static int add_span(vmem_t *vmp, uintptr_t addr, size_t size, int vmflag)
+int vmem__add(vmem_t *vmp, uintptr_t addr, size_t size, int vmflag)
 {
 	unsigned backoff = 0;
 
+	if (vmp == NULL || !call_flags_ok(vmflag) || (vmflag & VM_POLICY))
+		return EINVAL;
 	if ((addr == 0 && !vmp->vm_zero_ok) || size == 0 ||
 	    ((addr | size) & (vmp->vm_quantum - 1)) != 0 || size - 1 > UINTPTR_MAX - addr)
 		return EINVAL;
@@ -739,9 +803,7 @@ void *vmem_add(vmem_t *vmp, void *vaddr, size_t size, int vmflag)
 {
 	int err;
 
-	if (vmp == NULL || !call_flags_ok(vmflag) || (vmflag & VM_POLICY))
-		return invalid(vmflag, "vmem_add", "bad arguments");
-	err = add_span(vmp, (uintptr_t)vaddr, size, vmflag);
+	err = vmem__add(vmp, (uintptr_t)vaddr, size, vmflag);
 	if (err == EINVAL)
 		return invalid(vmflag, "vmem_add", "bad arguments");
 	if (err != 0) {
@@ -880,6 +942,35 @@ size_t vmem_size(vmem_t *vmp, int typemask)
 	}
 	pthread_mutex_unlock(&vmp->vm_lock);
 	return size;
+}
+
+void vmem_set_reclaim(vmem_t *vmp, vmem_reclaim_t *fn)
+{
+	if (vmp == NULL)
+		return;
+	pthread_mutex_lock(&vmp->vm_lock);
+	vmp->vm_reclaim = fn;
+	pthread_mutex_unlock(&vmp->vm_lock);
+}
+
+void vmem_set_limit(vmem_t *vmp, size_t limit)
+{
+	if (vmp == NULL)
+		return;
+	pthread_mutex_lock(&vmp->vm_lock);
+	vmp->vm_limit = limit;
+	pthread_mutex_unlock(&vmp->vm_lock);
+}
+
+void vmem__set_import(vmem_t *vmp, vmem_import_fn *import, vmem_release_fn *release, void *cbarg,
+                      size_t import_quantum)
+{
+	pthread_mutex_lock(&vmp->vm_lock);
+	vmp->vm_import = import;
+	vmp->vm_release = release;
+	vmp->vm_cbarg = cbarg;
+	vmp->vm_import_quantum = import_quantum;
+	pthread_mutex_unlock(&vmp->vm_lock);
 }
 
 /* ---- creation and destruction ------------------------------------------------ */

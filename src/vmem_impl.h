@@ -160,6 +160,9 @@ struct vmem {
 	vmem_afunc_t vm_afunc;       /* the caller's import function */
 	vmem_free_t *vm_ffunc;       /* the caller's release function */
 	void *vm_cbarg;              /* extra argument for the BSD API's callbacks */
+	size_t vm_import_quantum;    /* imports are multiples of this (0: the quanta) */
+	size_t vm_limit;             /* imports may not take mem_total above this (0: none) */
+	vmem_reclaim_t *vm_reclaim;  /* called, unlocked, before failing or sleeping */
 
 	vmem_t *vm_next; /* global list of arenas, creation order */
 	vmem_t *vm_prev;
@@ -277,6 +280,22 @@ typedef struct vmem_create_args {
 } vmem_create_args_t;
 
 vmem_t *vmem__create(const vmem_create_args_t *a);
+
+/*
+ * The API's entry points in integer form, for the other APIs built on the
+ * core (BSD-style, id_space).  They return 0, ENOMEM or EINVAL; `last` is
+ * the highest address allowed (inclusive); VM_PANIC is applied as usual.
+ */
+int vmem__alloc(vmem_t *vmp, size_t size, int vmflag, uintptr_t *addrp);
+int vmem__xalloc(vmem_t *vmp, size_t size, size_t align, size_t phase, size_t nocross,
+                 uintptr_t min, uintptr_t last, int vmflag, uintptr_t *addrp, const char **whyp);
+/* `func` names the API function in reports ("vmem_free", "id_free", ...). */
+void vmem__free(vmem_t *vmp, uintptr_t addr, size_t size, const char *func);
+void vmem__xfree(vmem_t *vmp, uintptr_t addr, size_t size, const char *func);
+int vmem__add(vmem_t *vmp, uintptr_t addr, size_t size, int vmflag);
+/* Replace the import and release functions (the BSD vmem_set_import). */
+void vmem__set_import(vmem_t *vmp, vmem_import_fn *import, vmem_release_fn *release, void *cbarg,
+                      size_t import_quantum);
 /* Lock the arena and check every invariant; *why says what failed. */
 bool vmem__verify(vmem_t *vmp, const char **why);
 

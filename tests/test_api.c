@@ -889,6 +889,69 @@ static void test_no_qcache_min_import(void **state)
 	vmem_destroy(src);
 }
 
+static void test_limit(void **state)
+{
+	vmem_t *src = page_arena("lim-src", 64);
+	vmem_t *child =
+	    vmem_create("limited", NULL, 0, PG, vmem_alloc, vmem_free, src, 0, VM_SLEEP);
+	void *a, *b;
+
+	(void)state;
+	vmem_set_limit(child, 4 * PG);
+	a = vmem_alloc(child, 3 * PG, VM_NOSLEEP);
+	assert_non_null(a);
+	errno = 0;
+	assert_null(vmem_alloc(child, 2 * PG, VM_NOSLEEP)); /* 3 + 2 > 4 */
+	assert_int_equal(errno, ENOMEM);
+	b = vmem_alloc(child, PG, VM_NOSLEEP);
+	assert_non_null(b);
+	assert_int_equal(vmem_size(child, VMEM_ALLOC | VMEM_FREE), 4 * PG);
+	vmem_set_limit(child, 0);
+	assert_non_null(vmem_alloc(child, 2 * PG, VM_NOSLEEP));
+	vmem_destroy(child);
+	vmem_destroy(src);
+}
+
+static void *reclaim_held;
+static int reclaim_calls, reclaim_flags;
+
+static void reclaimer(vmem_t *vmp, int flags)
+{
+	reclaim_calls++;
+	reclaim_flags = flags;
+	if (reclaim_held != NULL) {
+		vmem_free(vmp, reclaim_held, 2 * PG);
+		reclaim_held = NULL;
+	}
+}
+
+static void test_reclaim(void **state)
+{
+	vmem_t *vmp = page_arena("reclaim", 4);
+	void *a, *b;
+
+	(void)state;
+	reclaim_held = vmem_alloc(vmp, 2 * PG, VM_SLEEP);
+	a = vmem_alloc(vmp, 2 * PG, VM_SLEEP);
+	vmem_set_reclaim(vmp, reclaimer);
+	/* Full: the reclaim callback frees a cached segment and the retry succeeds. */
+	b = vmem_alloc(vmp, 2 * PG, VM_NOSLEEP);
+	assert_non_null(b);
+	assert_int_equal(reclaim_calls, 1);
+	assert_true(reclaim_flags & VM_NOSLEEP);
+	/* Nothing left to reclaim: fails after asking. */
+	assert_null(vmem_alloc(vmp, PG, VM_NOSLEEP));
+	assert_int_equal(reclaim_calls, 2);
+	/* VM_ABORT does not reclaim. */
+	assert_null(vmem_alloc(vmp, PG, VM_SLEEP | VM_ABORT));
+	assert_int_equal(reclaim_calls, 2);
+	vmem_set_reclaim(vmp, NULL);
+	vmem_free(vmp, a, 2 * PG);
+	vmem_free(vmp, b, 2 * PG);
+	assert_arena_ok(vmp);
+	vmem_destroy(vmp);
+}
+
 /* ---- metadata ----------------------------------------------------------------------------- */
 
 static void test_metadata_failure_is_clean(void **state)
@@ -978,6 +1041,8 @@ int main(void)
 	    cmocka_unit_test(test_destroy_busy),
 	    cmocka_unit_test(test_identifier_leak_wording),
 	    cmocka_unit_test(test_no_qcache_min_import),
+	    cmocka_unit_test(test_limit),
+	    cmocka_unit_test(test_reclaim),
 	    cmocka_unit_test(test_metadata_failure_is_clean),
 	    cmocka_unit_test(test_hash_grows_and_shrinks),
 	};
