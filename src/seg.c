@@ -609,6 +609,25 @@ vmem_seg_t *vmem__walker_unlink(vmem_t *vmp, vmem_seg_t *walker)
 	return b->vs_type == VMEM_SEG_FREE ? b : NULL;
 }
 
+size_t vmem__largest_free_locked(vmem_t *vmp)
+{
+	vmem_seg_t *vsp;
+	size_t best = 0;
+	int n;
+
+	if (vmp->vm_indexed)
+		return maxfree_of(vmp->vm_free_addr.at_root);
+	if (vmp->vm_freemap == 0)
+		return 0;
+	/* Every member of the highest non-empty list beats every other list. */
+	n = vmem__highbit(vmp->vm_freemap) - 1;
+	for (vsp = vmp->vm_freelist[n]; vsp != NULL; vsp = vsp->u.f.vs_fnext) {
+		if (vsp->vs_size > best)
+			best = vsp->vs_size;
+	}
+	return best;
+}
+
 /* ---- whole-arena verification -------------------------------------------- */
 
 #define FAIL(msg)                                                                                  \

@@ -944,6 +944,16 @@ size_t vmem_size(vmem_t *vmp, int typemask)
 	return size;
 }
 
+size_t vmem__largest_free(vmem_t *vmp)
+{
+	size_t n;
+
+	pthread_mutex_lock(&vmp->vm_lock);
+	n = vmem__largest_free_locked(vmp);
+	pthread_mutex_unlock(&vmp->vm_lock);
+	return n;
+}
+
 void vmem_set_reclaim(vmem_t *vmp, vmem_reclaim_t *fn)
 {
 	if (vmp == NULL)

@@ -163,6 +163,7 @@ struct vmem {
 	size_t vm_import_quantum;    /* imports are multiples of this (0: the quanta) */
 	size_t vm_limit;             /* imports may not take mem_total above this (0: none) */
 	vmem_reclaim_t *vm_reclaim;  /* called, unlocked, before failing or sleeping */
+	void *vm_shim;               /* owned by the API layer that made the arena (BSD, id_space) */
 
 	vmem_t *vm_next; /* global list of arenas, creation order */
 	vmem_t *vm_prev;
@@ -236,6 +237,8 @@ void vmem__walker_link_after(vmem_seg_t *pos, vmem_seg_t *walker);
 vmem_seg_t *vmem__walker_unlink(vmem_t *vmp, vmem_seg_t *walker);
 
 bool vmem__verify_locked(vmem_t *vmp, const char **why);
+/* Size of the largest free segment (0 if none). */
+size_t vmem__largest_free_locked(vmem_t *vmp);
 
 /* ---- fit.c: placement policies (all _locked) -------------------------- */
 typedef struct vmem_req {
@@ -296,6 +299,8 @@ int vmem__add(vmem_t *vmp, uintptr_t addr, size_t size, int vmflag);
 /* Replace the import and release functions (the BSD vmem_set_import). */
 void vmem__set_import(vmem_t *vmp, vmem_import_fn *import, vmem_release_fn *release, void *cbarg,
                       size_t import_quantum);
+/* Largest free segment, taking the lock (for VMEM_MAXFREE). */
+size_t vmem__largest_free(vmem_t *vmp);
 /* Lock the arena and check every invariant; *why says what failed. */
 bool vmem__verify(vmem_t *vmp, const char **why);
 
