@@ -191,6 +191,44 @@ void vmem_set_reclaim(vmem_t *vmp, vmem_reclaim_t *fn);
  */
 void vmem_set_limit(vmem_t *vmp, size_t limit);
 
+/*
+ * Quantum caches.  An arena created with qcache_max > 0 (and without
+ * VMC_NO_QCACHE) serves vmem_alloc()/vmem_free() of every multiple of the
+ * quantum up to min(qcache_max, 16 quanta) from per-thread magazines, a
+ * depot and slabs; vmem_xalloc()/vmem_xfree() bypass them.  Cached objects
+ * are reported as free by vmem_size(); vmem_walk() empties the magazines
+ * first and reports slab objects individually.  vmem_qcache_reap() gives
+ * every cached object that no caller holds back to the arena.
+ */
+void vmem_qcache_reap(vmem_t *vmp);
+/* Number of quantum caches of the arena (0 if none). */
+unsigned vmem_qcache_count(const vmem_t *vmp);
+
+typedef struct vmem_qcache_kstat {
+	char qk_name[48];             /* "<arena>_<size>", as illumos names them */
+	uint64_t qk_objsize;          /* object size */
+	uint64_t qk_slabsize;         /* slab size (a power of two) */
+	uint64_t qk_alloc;            /* allocations */
+	uint64_t qk_free;             /* frees */
+	uint64_t qk_alloc_miss;       /* allocations the thread's magazines could not serve */
+	uint64_t qk_free_miss;        /* frees they could not take */
+	uint64_t qk_depot_alloc;      /* full magazines taken from the depot */
+	uint64_t qk_depot_free;       /* full magazines given to the depot */
+	uint64_t qk_depot_contention; /* depot lock found busy */
+	uint64_t qk_depot_full;       /* full magazines in the depot now */
+	uint64_t qk_depot_empty;      /* empty magazines in the depot now */
+	uint64_t qk_mag_rounds;       /* objects in magazines now (threads and depot) */
+	uint64_t qk_slabs;            /* slabs now */
+	uint64_t qk_slab_create;      /* slabs taken from the arena */
+	uint64_t qk_slab_destroy;     /* slabs given back */
+	uint64_t qk_slab_out;         /* objects out of slabs (magazines or callers) */
+	uint64_t qk_direct;           /* objects served without a slab */
+	uint64_t qk_reaps;            /* reaps */
+} vmem_qcache_kstat_t;
+
+/* Counters of cache i (0 <= i < vmem_qcache_count()); 0, or -1 with EINVAL. */
+int vmem_qcache_kstat(vmem_t *vmp, unsigned i, vmem_qcache_kstat_t *ks);
+
 /* The arena's name, as stored (possibly truncated). */
 const char *vmem_name(const vmem_t *vmp);
 

@@ -15,4 +15,16 @@
 
 __attribute__((unused)) static const bool vmem_debug = VMEM_DEBUG;
 
+/* Built under ThreadSanitizer: use fences it understands (qcache.h). */
+#if defined(__SANITIZE_THREAD__)
+#define VMEM_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define VMEM_TSAN 1
+#endif
+#endif
+#ifndef VMEM_TSAN
+#define VMEM_TSAN 0
+#endif
+
 #endif /* VMEM_CONFIG_H */

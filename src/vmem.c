@@ -127,11 +127,13 @@
 #include "vmem_impl.h"
 
 #include <errno.h>
+#include <sched.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
 
 #include "../debug/debug.h"
+#include "qcache.h"
 
 pthread_mutex_t vmem__list_lock = PTHREAD_MUTEX_INITIALIZER;
 vmem_t *vmem__list_head;
@@ -183,10 +185,59 @@ static uint64_t chain_gen(const vmem_t *vmp)
 	return g;
 }
 
+/*
+ * A VM_SLEEP allocation in vmp is about to wait (delta 1) or is done
+ * (delta -1).  vm_sleepers (here and in every ancestor) makes cached frees
+ * bypass the magazines; vm_desc_waiters (ancestors) makes their frees wake
+ * importing arenas.
+ */
 static void count_sleeper(vmem_t *vmp, int delta)
 {
-	for (vmp = vmp->vm_source; vmp != NULL; vmp = vmp->vm_source)
+	atomic_fetch_add(&vmp->vm_sleepers, (unsigned)delta);
+	for (vmp = vmp->vm_source; vmp != NULL; vmp = vmp->vm_source) {
+		atomic_fetch_add(&vmp->vm_sleepers, (unsigned)delta);
 		atomic_fetch_add(&vmp->vm_desc_waiters, (unsigned)delta);
+	}
+}
+
+/*
+ * Reap the quantum caches of vmp and of the arenas importing from it (lock
+ * dropped): objects sitting in magazines and empty slabs hold space that
+ * this allocation may need.  True if the arena gained free space.  At most
+ * VMEM_REAP_MAX arenas are reaped; the others are pinned so that a
+ * concurrent destroy waits for the reap.
+ */
+#define VMEM_REAP_MAX 64
+static _Atomic unsigned cached_arenas; /* arenas that have quantum caches */
+
+static bool reap_locked(vmem_t *vmp)
+{
+	vmem_t *set[VMEM_REAP_MAX];
+	int n = 0, i;
+	uint64_t gen = atomic_load(&vmp->vm_freegen);
+
+	if (atomic_load_explicit(&cached_arenas, memory_order_relaxed) == 0)
+		return false;
+	/* Lock order: the list lock is never taken under an arena lock. */
+	pthread_mutex_unlock(&vmp->vm_lock);
+	pthread_mutex_lock(&vmem__list_lock);
+	set[n++] = vmp;
+	for (i = 0; i < n; i++) {
+		for (vmem_t *c = set[i]->vm_children; c != NULL && n < VMEM_REAP_MAX;
+		     c = c->vm_sibling) {
+			atomic_fetch_add(&c->vm_pins, 1);
+			set[n++] = c;
+		}
+	}
+	pthread_mutex_unlock(&vmem__list_lock);
+	for (i = n - 1; i >= 0; i--) { /* importers first: their slabs free our spans */
+		if (set[i]->vm_nqcache != 0)
+			(void)vmem__qc_reap(set[i], true);
+		if (i > 0)
+			atomic_fetch_sub(&set[i]->vm_pins, 1);
+	}
+	pthread_mutex_lock(&vmp->vm_lock);
+	return atomic_load(&vmp->vm_freegen) != gen;
 }
 
 /* Something was freed or added in vmp (lock held): wake its own sleepers. */
@@ -418,8 +469,7 @@ static int xalloc_locked(vmem_t *vmp, const vmem_req_t *r, uintptr_t *addrp)
 		fsp = vmem__fit(vmp, r, &addr);
 		if (fsp != NULL) {
 			asp = vmem__carve(vmp, fsp, addr, r->rq_rsize, r->rq_size);
-			if (r->rq_xalloc)
-				asp->vs_flags |= VMEM_SEGF_XALLOC;
+			asp->vs_flags |= r->rq_segflags;
 			if (vmem_debug)
 				vmem__dbg_on_alloc(vmp, asp);
 			*addrp = addr;
@@ -434,6 +484,11 @@ static int xalloc_locked(vmem_t *vmp, const vmem_req_t *r, uintptr_t *addrp)
 			gen = chain_gen(vmp);
 		if (can_import(vmp, r) && import_locked(vmp, r) == 0)
 			continue;
+		if ((r->rq_flags & VM_ABORT) == 0 && (sleeper || reclaims < 4) &&
+		    reap_locked(vmp)) {
+			reclaims++;
+			continue;
+		}
 		if ((r->rq_flags & VM_ABORT) == 0 && (sleeper || reclaims < 4) &&
 		    reclaim_locked(vmp, r->rq_flags)) {
 			reclaims++;
@@ -483,7 +538,19 @@ int vmem__alloc(vmem_t *vmp, size_t size, int vmflag, uintptr_t *addrp)
 {
 	vmem_req_t r;
 
-	if (vmp == NULL || !call_flags_ok(vmflag) || !round_size(vmp, size, &r.rq_rsize))
+	if (vmp == NULL || !call_flags_ok(vmflag))
+		return EINVAL;
+	if (size - 1 < vmp->vm_qcache_max) {
+		int err =
+		    vmem__qc_alloc(vmp->vm_qcache[(size - 1) >> vmp->vm_qshift], vmflag, addrp);
+
+		if (err != 0 && (vmflag & VM_PANIC))
+			vmem__panic(
+			    "vmem_alloc('%s', %zu, %#x): cannot satisfy mandatory allocation",
+			    vmp->vm_name, size, vmflag);
+		return err;
+	}
+	if (!round_size(vmp, size, &r.rq_rsize))
 		return EINVAL;
 	r.rq_size = size;
 	r.rq_align = vmp->vm_quantum;
@@ -492,7 +559,7 @@ int vmem__alloc(vmem_t *vmp, size_t size, int vmflag, uintptr_t *addrp)
 	r.rq_min = 0;
 	r.rq_last = UINTPTR_MAX;
 	r.rq_flags = vmflag;
-	r.rq_xalloc = false;
+	r.rq_segflags = 0;
 	return xalloc(vmp, &r, addrp);
 }
 
@@ -545,7 +612,7 @@ static const char *xalloc_request(const vmem_t *vmp, size_t size, size_t align, 
 	r->rq_min = min;
 	r->rq_last = last;
 	r->rq_flags = vmflag;
-	r->rq_xalloc = true;
+	r->rq_segflags = VMEM_SEGF_XALLOC;
 	return NULL;
 }
 
@@ -744,7 +811,73 @@ void vmem__free(vmem_t *vmp, uintptr_t addr, size_t size, const char *func)
 {
 	if (vmp == NULL)
 		vmem__panic("%s(NULL, %#lx, %zu): NULL arena", func, (unsigned long)addr, size);
+	if (size - 1 < vmp->vm_qcache_max) {
+		vmem__qc_free(vmp->vm_qcache[(size - 1) >> vmp->vm_qshift], addr);
+		return;
+	}
 	xfree_impl(vmp, addr, size, func);
+}
+
+int vmem__alloc_seg(vmem_t *vmp, size_t size, size_t align, int vmflag, uint8_t segflags,
+                    uintptr_t *addrp)
+{
+	vmem_req_t r;
+
+	if (!round_size(vmp, size, &r.rq_rsize))
+		return EINVAL;
+	r.rq_size = size;
+	r.rq_align = align != 0 ? align : vmp->vm_quantum;
+	r.rq_phase = 0;
+	r.rq_nocross = 0;
+	r.rq_min = 0;
+	r.rq_last = UINTPTR_MAX;
+	r.rq_flags = vmflag;
+	r.rq_segflags = segflags;
+	return xalloc(vmp, &r, addrp);
+}
+
+void vmem__free_seg(vmem_t *vmp, uintptr_t addr, size_t size)
+{
+	xfree_impl(vmp, addr, size, "vmem_free");
+}
+
+/*
+ * A quantum cache handed back an object that is in none of its slabs: an
+ * object it served straight from the arena, or a bad free that went into a
+ * magazine unchecked.  (Reported here, when it reaches the arena.)
+ */
+void vmem__free_cached_object(vmem_t *vmp, uintptr_t addr, size_t size, struct vmem_qcache *qc)
+{
+	vmem_seg_t **linkp;
+	uint8_t flags = 0;
+	bool found;
+
+	pthread_mutex_lock(&vmp->vm_lock);
+	linkp = vmem__hash_lookup(vmp, addr);
+	found = linkp != NULL && (*linkp)->u.a.vs_asize == size;
+	if (found)
+		flags = (*linkp)->vs_flags;
+	pthread_mutex_unlock(&vmp->vm_lock);
+	if (found && (flags & VMEM_SEGF_QDIRECT)) {
+		pthread_mutex_lock(&qc->qc_slab_lock);
+		qc->qc_direct_out--;
+		pthread_mutex_unlock(&qc->qc_slab_lock);
+	} else if (found && (flags & VMEM_SEGF_XALLOC)) {
+		vmem_error_info_t info = {.ve_kind = VMEM_ERR_FREE_XALLOC,
+		                          .ve_func = "vmem_free",
+		                          .ve_arena = vmp,
+		                          .ve_arena_name = vmp->vm_name,
+		                          .ve_addr = addr,
+		                          .ve_size = size,
+		                          .ve_seg_start = addr,
+		                          .ve_seg_size = size};
+
+		vmem__report(&info,
+		             "vmem_free('%s', %#lx, %zu): vmem_free of a vmem_xalloc segment: a "
+		             "quantum-cached size must be freed with vmem_xfree",
+		             vmp->vm_name, (unsigned long)addr, size);
+	}
+	xfree_impl(vmp, addr, size, "vmem_free");
 }
 
 void vmem__xfree(vmem_t *vmp, uintptr_t addr, size_t size, const char *func)
@@ -866,6 +999,55 @@ static void return_free_spans_locked(vmem_t *vmp)
 }
 
 /*
+ * The pieces a walk reports for segment vsp (lock held): the segment
+ * itself, or for a quantum-cache slab its objects (held by callers: ALLOC)
+ * and the runs of free space between them (FREE).  Returns how many pieces
+ * were written to out[] (at most 2 * 64 + 1).
+ */
+typedef struct walk_piece {
+	uintptr_t start;
+	size_t size;
+	int type;
+} walk_piece_t;
+
+#define WALK_PIECES_MAX 130
+
+static int walk_pieces(vmem_t *vmp, const vmem_seg_t *vsp, walk_piece_t *out)
+{
+	size_t objsize;
+	unsigned nobj, i;
+	uint64_t freemap;
+	int n = 0;
+	uintptr_t run = 0;
+	bool in_run = false;
+
+	if (!(vsp->vs_flags & VMEM_SEGF_SLAB) || vsp->vs_type != VMEM_SEG_ALLOC ||
+	    !vmem__qc_slab_state(vmp, vsp->vs_start, &objsize, &nobj, &freemap)) {
+		out[0] = (walk_piece_t){vsp->vs_start, seg_report_size(vsp), vsp->vs_type};
+		return 1;
+	}
+	for (i = 0; i < nobj; i++) {
+		uintptr_t a = vsp->vs_start + (uintptr_t)i * objsize;
+
+		if (freemap & (1ULL << i)) {
+			if (!in_run)
+				run = a;
+			in_run = true;
+			continue;
+		}
+		if (in_run)
+			out[n++] = (walk_piece_t){run, a - run, VMEM_SEG_FREE};
+		in_run = false;
+		out[n++] = (walk_piece_t){a, objsize, VMEM_SEG_ALLOC};
+	}
+	if (!in_run)
+		run = vsp->vs_start + (uintptr_t)nobj * objsize;
+	if (vsp->vs_start + vsp->vs_size != run || in_run) /* the slab's tail, free */
+		out[n++] = (walk_piece_t){run, vsp->vs_start + vsp->vs_size - run, VMEM_SEG_FREE};
+	return n;
+}
+
+/*
  * VMEM_REENTRANT: the lock is dropped around each callback, so the callback
  * may allocate and free in this arena.  A WALKER marker holds the place.
  * The view is a hint: segments can change between callbacks.
@@ -881,20 +1063,20 @@ static void walk_reentrant(vmem_t *vmp, int typemask, void (*func)(void *, void 
 	vmem__walker_link_after(&vmp->vm_seg0, &walker);
 	for (;;) {
 		vmem_seg_t *vsp = walker.vs_anext;
-		uintptr_t start;
-		size_t size;
-		int type;
 
 		if (vsp == &vmp->vm_seg0)
 			break;
 		(void)vmem__walker_unlink(vmp, &walker);
 		vmem__walker_link_after(vsp, &walker);
-		type = vsp->vs_type;
-		start = vsp->vs_start;
-		size = seg_report_size(vsp);
-		if ((type & typemask) != 0 && type != VMEM_SEG_WALKER) {
+		if (vsp->vs_type != VMEM_SEG_WALKER) {
+			walk_piece_t pieces[WALK_PIECES_MAX];
+			int n = walk_pieces(vmp, vsp, pieces);
+
 			pthread_mutex_unlock(&vmp->vm_lock);
-			func(arg, (void *)start, size);
+			for (int i = 0; i < n; i++) {
+				if (pieces[i].type & typemask)
+					func(arg, (void *)pieces[i].start, pieces[i].size);
+			}
 			pthread_mutex_lock(&vmp->vm_lock);
 		}
 	}
@@ -912,6 +1094,9 @@ void vmem_walk(vmem_t *vmp, int typemask, void (*func)(void *, void *, size_t), 
 
 	if (vmp == NULL || func == NULL)
 		return;
+	/* Cached objects are reported as what they are: empty the magazines. */
+	if (vmp->vm_nqcache != 0)
+		(void)vmem__qc_reap(vmp, true);
 	if ((unsigned)typemask & (unsigned)VMEM_REENTRANT) {
 		walk_reentrant(vmp, typemask, func, arg);
 		return;
@@ -919,28 +1104,48 @@ void vmem_walk(vmem_t *vmp, int typemask, void (*func)(void *, void *, size_t), 
 	/* As illumos: the lock is held across callbacks, which must not use vmp. */
 	pthread_mutex_lock(&vmp->vm_lock);
 	for (vsp = vmp->vm_seg0.vs_anext; vsp != &vmp->vm_seg0; vsp = vsp->vs_anext) {
-		if ((vsp->vs_type & typemask) != 0 && vsp->vs_type != VMEM_SEG_WALKER)
+		if (vsp->vs_type == VMEM_SEG_WALKER)
+			continue;
+		if (vsp->vs_flags & VMEM_SEGF_SLAB) {
+			walk_piece_t pieces[WALK_PIECES_MAX];
+			int n = walk_pieces(vmp, vsp, pieces);
+
+			for (int i = 0; i < n; i++) {
+				if (pieces[i].type & typemask)
+					func(arg, (void *)pieces[i].start, pieces[i].size);
+			}
+		} else if (vsp->vs_type & typemask) {
 			func(arg, (void *)vsp->vs_start, seg_report_size(vsp));
+		}
 	}
 	pthread_mutex_unlock(&vmp->vm_lock);
 }
 
+/*
+ * VMEM_ALLOC: what callers hold.  Objects sitting in quantum caches
+ * (magazines, free slab space) count as free, although the arena's own
+ * counters (vmem_kstat) see whole slabs as allocated.
+ */
 size_t vmem_size(vmem_t *vmp, int typemask)
 {
+	uint64_t cached = 0, total, inuse;
 	size_t size = 0;
 
 	if (vmp == NULL)
 		return 0;
+	if (vmp->vm_nqcache != 0)
+		cached = vmem__qc_cached_bytes(vmp);
 	pthread_mutex_lock(&vmp->vm_lock);
-	if (typemask & VMEM_SPAN)
-		size = vmp->vm_ctr.vc_mem_total;
-	else {
-		if (typemask & VMEM_ALLOC)
-			size += vmp->vm_ctr.vc_mem_inuse;
-		if (typemask & VMEM_FREE)
-			size += vmp->vm_ctr.vc_mem_total - vmp->vm_ctr.vc_mem_inuse;
-	}
+	total = vmp->vm_ctr.vc_mem_total;
+	inuse = vmp->vm_ctr.vc_mem_inuse;
 	pthread_mutex_unlock(&vmp->vm_lock);
+	inuse = cached < inuse ? inuse - cached : 0;
+	if (typemask & VMEM_SPAN)
+		return total;
+	if (typemask & VMEM_ALLOC)
+		size += inuse;
+	if (typemask & VMEM_FREE)
+		size += total - inuse;
 	return size;
 }
 
@@ -982,6 +1187,8 @@ void vmem__set_import(vmem_t *vmp, vmem_import_fn *import, vmem_release_fn *rele
 	vmp->vm_import_quantum = import_quantum;
 	pthread_mutex_unlock(&vmp->vm_lock);
 }
+
+static void vmem_destroy_unlisted(vmem_t *vmp);
 
 /* ---- creation and destruction ------------------------------------------------ */
 
@@ -1053,6 +1260,15 @@ vmem_t *vmem__create(const vmem_create_args_t *a)
 			return NULL;
 		}
 		vmem__span_create(vmp, a->ca_base, a->ca_size, false);
+	}
+	if (!(vmp->vm_cflags & VMC_NO_QCACHE) && a->ca_qcache_max != 0) {
+		if (vmem__qc_create(vmp, a->ca_qcache_max) != 0) {
+			vmem_destroy_unlisted(vmp);
+			errno = ENOMEM;
+			return NULL;
+		}
+		if (vmp->vm_nqcache != 0)
+			atomic_fetch_add(&cached_arenas, 1);
 	}
 	if (vmem_debug)
 		vmem__dbg_arena_init(vmp);
@@ -1162,9 +1378,6 @@ static void report_busy(vmem_t *vmp)
 
 void vmem_destroy(vmem_t *vmp)
 {
-	vmem_seg_t *vsp, *next, *give = NULL;
-	uint64_t nleaked = 0, bleaked = 0;
-
 	if (vmp == NULL)
 		return;
 	pthread_mutex_lock(&vmem__list_lock);
@@ -1175,7 +1388,21 @@ void vmem_destroy(vmem_t *vmp)
 	}
 	unlist_locked(vmp);
 	pthread_mutex_unlock(&vmem__list_lock);
+	/* A reaper working on behalf of our source may still be reaping us. */
+	while (atomic_load(&vmp->vm_pins) != 0)
+		sched_yield();
+	vmem_destroy_unlisted(vmp);
+}
 
+/* Destroy an arena that is on no list (and has no importers). */
+static void vmem_destroy_unlisted(vmem_t *vmp)
+{
+	vmem_seg_t *vsp, *next, *give = NULL;
+	uint64_t nleaked = 0, bleaked = 0;
+
+	if (vmp->vm_nqcache != 0)
+		atomic_fetch_sub(&cached_arenas, 1);
+	vmem__qc_destroy(vmp, &nleaked, &bleaked);
 	pthread_mutex_lock(&vmp->vm_lock);
 	for (vsp = vmp->vm_seg0.vs_anext; vsp != &vmp->vm_seg0; vsp = next) {
 		next = vsp->vs_anext;

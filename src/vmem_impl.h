@@ -43,6 +43,7 @@
 #define VMEM_SEGF_XALLOC   0x02 /* ALLOC: made by vmem_xalloc() */
 #define VMEM_SEGF_SLAB     0x04 /* ALLOC: a quantum-cache slab */
 #define VMEM_SEGF_ANCHOR   0x08 /* SPAN: the arena's list anchor (size 0) */
+#define VMEM_SEGF_QDIRECT  0x10 /* ALLOC: a quantum-cached size served without a slab */
 
 typedef struct vmem_seg vmem_seg_t;
 
@@ -127,8 +128,17 @@ struct vmem {
 	bool vm_zero_ok;      /* BSD arenas: address 0 is an ordinary integer */
 	bool vm_free_rounded; /* BSD arenas: a free may give any size of the same quanta */
 
-	pthread_mutex_t vm_lock; /* protects everything below that is not atomic */
-	pthread_cond_t vm_cv;    /* VM_SLEEP allocations wait here */
+	/*
+	 * The fields above are set at creation and read by the lock-free cache
+	 * paths; the lock starts a new cache line so that taking it does not
+	 * disturb them.
+	 */
+	struct vmem_qcache *vm_qcache[VMEM_NQCACHE_MAX];
+	int vm_nqcache;
+	_Atomic unsigned vm_sleepers; /* VM_SLEEP sleepers here or in importers */
+
+	pthread_mutex_t vm_lock __attribute__((aligned(64))); /* everything below */
+	pthread_cond_t vm_cv;                                 /* VM_SLEEP allocations wait here */
 
 	vmem_seg_t vm_seg0; /* anchor of the address-ordered list (type SPAN) */
 
@@ -163,7 +173,7 @@ struct vmem {
 	size_t vm_import_quantum;    /* imports are multiples of this (0: the quanta) */
 	size_t vm_limit;             /* imports may not take mem_total above this (0: none) */
 	vmem_reclaim_t *vm_reclaim;  /* called, unlocked, before failing or sleeping */
-	void *vm_shim;               /* owned by the API layer that made the arena (BSD, id_space) */
+	void *vm_shim; /* owned by the API layer that made the arena (BSD, id_space) */
 
 	vmem_t *vm_next; /* global list of arenas, creation order */
 	vmem_t *vm_prev;
@@ -174,10 +184,10 @@ struct vmem {
 	_Atomic unsigned vm_desc_waiters; /* sleepers in arenas importing from here */
 	_Atomic uint64_t vm_freegen;      /* bumped on every free and add */
 
+	_Atomic unsigned vm_pins; /* internal users (reapers) that destroy must wait for */
+
 	vmem_counters_t vm_ctr;
 
-	struct vmem_qcache *vm_qcache[VMEM_NQCACHE_MAX];
-	int vm_nqcache;
 	void *vm_debug; /* debug layer's per-arena state */
 };
 
@@ -242,15 +252,15 @@ size_t vmem__largest_free_locked(vmem_t *vmp);
 
 /* ---- fit.c: placement policies (all _locked) -------------------------- */
 typedef struct vmem_req {
-	size_t rq_size;    /* the caller's size, > 0 */
-	size_t rq_rsize;   /* rounded up to the quantum */
-	size_t rq_align;   /* power of two >= quantum */
-	size_t rq_phase;   /* < rq_align, quantum multiple */
-	size_t rq_nocross; /* 0, or a power of two >= rq_align */
-	uintptr_t rq_min;  /* lowest address allowed */
-	uintptr_t rq_last; /* highest address allowed (inclusive) */
-	int rq_flags;      /* VM_* */
-	bool rq_xalloc;    /* from vmem_xalloc(): mark the segment */
+	size_t rq_size;      /* the caller's size, > 0 */
+	size_t rq_rsize;     /* rounded up to the quantum */
+	size_t rq_align;     /* power of two >= quantum */
+	size_t rq_phase;     /* < rq_align, quantum multiple */
+	size_t rq_nocross;   /* 0, or a power of two >= rq_align */
+	uintptr_t rq_min;    /* lowest address allowed */
+	uintptr_t rq_last;   /* highest address allowed (inclusive) */
+	int rq_flags;        /* VM_* */
+	uint8_t rq_segflags; /* VMEM_SEGF_* to give the segment */
 } vmem_req_t;
 
 bool vmem__seg_fit(const vmem_req_t *r, uintptr_t start, size_t size, bool high, uintptr_t *tp);
@@ -296,6 +306,13 @@ int vmem__xalloc(vmem_t *vmp, size_t size, size_t align, size_t phase, size_t no
 void vmem__free(vmem_t *vmp, uintptr_t addr, size_t size, const char *func);
 void vmem__xfree(vmem_t *vmp, uintptr_t addr, size_t size, const char *func);
 int vmem__add(vmem_t *vmp, uintptr_t addr, size_t size, int vmflag);
+/* Allocate a segment with VMEM_SEGF_* flags (slabs, direct cache objects). */
+int vmem__alloc_seg(vmem_t *vmp, size_t size, size_t align, int vmflag, uint8_t segflags,
+                    uintptr_t *addrp);
+void vmem__free_seg(vmem_t *vmp, uintptr_t addr, size_t size);
+/* An object of a quantum cache that no slab owns: free it in the arena. */
+struct vmem_qcache;
+void vmem__free_cached_object(vmem_t *vmp, uintptr_t addr, size_t size, struct vmem_qcache *qc);
 /* Replace the import and release functions (the BSD vmem_set_import). */
 void vmem__set_import(vmem_t *vmp, vmem_import_fn *import, vmem_release_fn *release, void *cbarg,
                       size_t import_quantum);
