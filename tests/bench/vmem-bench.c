@@ -3,19 +3,34 @@
  * same run as its baseline; results print as a table, or with --json one
  * object per line.
  *
+ *   W1  small fixed: alloc+free of 1 quantum in a 2^40-quantum arena, with
+ *       and without quantum caching; baseline glibc malloc+free of 16 bytes.
+ *       One op = one alloc+free pair.
  *   W2  fragmentation scaling: N live segments of random sizes 1..64 quanta
  *       (made by allocating 2N and freeing a random half), then random
  *       frees and allocations keeping N live; every policy; baseline: a
  *       classic linear resource map (rmalloc/rmfree, first fit over a sorted
  *       array), the allocator the vmem paper replaced.
  *
- * An "op" is one call: one allocation or one free.
+ *   W3  constrained vmem_xalloc (align 64 KiB, nocross 1 MiB, sizes 1..16
+ *       pages) with N live, random frees and allocations as in W2.
+ *   W4  identifiers: a quantum-1 VMC_IDENTIFIER arena, 1e5 live ids, random
+ *       frees and single-id allocations, instant fit and next fit.
+ *   W5  space efficiency: a random trace (log-uniform sizes 1..256 quanta,
+ *       live set random-walking up to 4096) against one big span; ratio =
+ *       the extent the trace needed (highest end - base) / the peak live size.
+ *   W6  threads: 1, 2, ... threads doing W1 (cached) on one shared arena;
+ *       throughput and the ratio to one thread.
+ *
+ * For W2-W4 an "op" is one call: one allocation or one free.
  *
  *   vmem-bench [--quick] [--json] [--only W2]
  */
 #include <vmem.h>
 
 #include <errno.h>
+#include <pthread.h>
+#include <unistd.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -407,6 +422,329 @@ static void w2(void)
 	free(l.seg);
 }
 
+/* ---- W1: small fixed -------------------------------------------------------------- */
+
+#define Q12 ((size_t)4096)
+
+static double w1_vmem(vmem_t *vmp, long pairs)
+{
+	double t0;
+	long i;
+
+	/* warm up: the thread's magazines and the first slab */
+	for (i = 0; i < 1000; i++)
+		vmem_free(vmp, vmem_alloc(vmp, Q12, VM_SLEEP), Q12);
+	t0 = bench_now();
+	for (i = 0; i < pairs; i++) {
+		void *p = vmem_alloc(vmp, Q12, VM_SLEEP);
+
+		__asm__ volatile("" : : "r"(p) : "memory");
+		vmem_free(vmp, p, Q12);
+	}
+	return (bench_now() - t0) / (double)pairs;
+}
+
+static double w1_malloc(long pairs)
+{
+	double t0;
+	long i;
+
+	for (i = 0; i < 1000; i++)
+		free(malloc(16));
+	t0 = bench_now();
+	for (i = 0; i < pairs; i++) {
+		void *p = malloc(16);
+
+		__asm__ volatile("" : : "r"(p) : "memory");
+		free(p);
+	}
+	return (bench_now() - t0) / (double)pairs;
+}
+
+static vmem_t *w1_arena(bool cached)
+{
+	/* 2^40 quanta of 4 KiB */
+	return vmem_create(cached ? "w1" : "w1-nocache", (void *)((uintptr_t)1 << 52),
+	                   (size_t)1 << 52, Q12, NULL, NULL, NULL, cached ? 16 * Q12 : 0,
+	                   VM_SLEEP | (cached ? 0 : VMC_NO_QCACHE));
+}
+
+static void w1(void)
+{
+	long pairs = quick ? 2000000 : 20000000;
+	vmem_t *c = w1_arena(true), *u = w1_arena(false);
+	double tm, tc, tu;
+	char note[96];
+
+	tm = w1_malloc(pairs);
+	tc = w1_vmem(c, pairs);
+	tu = w1_vmem(u, pairs / 4);
+	bench_emit(&(bench_result_t){"W1", "instantfit", "malloc", pairs, 1, tm, 0, 0, NULL});
+	snprintf(note, sizeof(note), "%.2fx malloc's time, %.1fx faster than no cache", tc / tm,
+	         tu / tc);
+	bench_emit(&(bench_result_t){"W1", "instantfit", "vmem", pairs, 1, tc, 0, 0, note});
+	bench_emit(
+	    &(bench_result_t){"W1", "instantfit", "vmem-nocache", pairs / 4, 1, tu, 0, 0, NULL});
+	vmem_destroy(c);
+	vmem_destroy(u);
+}
+
+/* ---- W3: constrained xalloc --------------------------------------------------------- */
+
+typedef struct xctx {
+	vmem_t *vmp;
+	int flags;
+} xctx_t;
+
+static uintptr_t x_alloc(void *c, size_t size)
+{
+	xctx_t *x = c;
+
+	return (uintptr_t)vmem_xalloc(x->vmp, size, 64 * 1024, 0, 1 << 20, NULL, NULL, x->flags);
+}
+
+static void x_free(void *c, uintptr_t a, size_t size)
+{
+	xctx_t *x = c;
+
+	vmem_xfree(x->vmp, (void *)a, size);
+}
+
+static size_t w3_size(void)
+{
+	return W2_Q * (1 + bench_rand() % 16);
+}
+
+static void w3(void)
+{
+	static const long ns[] = {1000, 10000, 100000};
+	static const struct {
+		const char *name;
+		int flags;
+	} pol[] = {{"instantfit", 0}, {"bestfit", VM_BESTFIT}, {"firstfit", VM_FIRSTFIT}};
+	long ops = quick ? 100000 : 1000000;
+	live_t l;
+
+	l.seg = malloc(2 * 100000 * sizeof(*l.seg));
+	for (size_t p = 0; p < sizeof(pol) / sizeof(pol[0]); p++) {
+		for (int i = 0; i < 3; i++) {
+			long n = ns[i];
+			/* 2n allocations of at most 16 pages, 64K-aligned: 2n * 128K is plenty */
+			xctx_t x = {vmem_create("w3", (void *)((uintptr_t)1 << 40),
+			                        (size_t)n * 2 * (128 << 10) * 2, W2_Q, NULL, NULL,
+			                        NULL, 0, VM_SLEEP),
+			            VM_NOSLEEP | pol[p].flags};
+			bench_result_t r = {"W3", pol[p].name, "vmem", n, 1, 0, 0, 0, NULL};
+			size_t k;
+
+			bench_seed(7 + (uint64_t)n);
+			l.n = 0;
+			for (k = 0; k < 2 * (size_t)n; k++) {
+				size_t size = w3_size();
+
+				live_put(&l, x_alloc(&x, size), size);
+			}
+			for (k = 0; k < (size_t)n; k++) {
+				uintptr_t a;
+				size_t size = live_take(&l, &a);
+
+				x_free(&x, a, size);
+			}
+			{
+				double t0 = bench_now();
+				long j;
+
+				for (j = 0; j < ops / 2; j++) {
+					uintptr_t a;
+					size_t size = live_take(&l, &a);
+
+					x_free(&x, a, size);
+					size = w3_size();
+					a = x_alloc(&x, size);
+					if (a == 0) {
+						fprintf(stderr,
+						        "vmem-bench: W3 allocation failed\n");
+						exit(1);
+					}
+					live_put(&l, a, size);
+				}
+				r.ns_per_op = (bench_now() - t0) / (double)(ops / 2 * 2);
+			}
+			bench_emit(&r);
+			while (l.n > 0) {
+				uintptr_t a;
+				size_t size = live_take(&l, &a);
+
+				x_free(&x, a, size);
+			}
+			vmem_destroy(x.vmp);
+		}
+	}
+	free(l.seg);
+}
+
+/* ---- W4: identifiers ------------------------------------------------------------------ */
+
+static void w4(void)
+{
+	static const struct {
+		const char *name;
+		int flags;
+	} pol[] = {{"instantfit", 0}, {"nextfit", VM_NEXTFIT}};
+	long n = 100000, ops = quick ? 400000 : 4000000;
+	uintptr_t *live = malloc((size_t)n * sizeof(*live));
+
+	for (size_t p = 0; p < 2; p++) {
+		vmem_t *ids = vmem_create("w4", (void *)1, (size_t)1 << 31, 1, NULL, NULL, NULL, 0,
+		                          VM_SLEEP | VMC_IDENTIFIER);
+		bench_result_t r = {"W4", pol[p].name, "vmem", n, 1, 0, 0, 0, NULL};
+		double t0;
+		long i;
+
+		bench_seed(99);
+		for (i = 0; i < n; i++)
+			live[i] = (uintptr_t)vmem_alloc(ids, 1, VM_NOSLEEP | pol[p].flags);
+		t0 = bench_now();
+		for (i = 0; i < ops / 2; i++) {
+			size_t j = bench_rand() % (size_t)n;
+
+			vmem_free(ids, (void *)live[j], 1);
+			live[j] = (uintptr_t)vmem_alloc(ids, 1, VM_NOSLEEP | pol[p].flags);
+		}
+		r.ns_per_op = (bench_now() - t0) / (double)(ops / 2 * 2);
+		bench_emit(&r);
+		for (i = 0; i < n; i++)
+			vmem_free(ids, (void *)live[i], 1);
+		vmem_destroy(ids);
+	}
+	free(live);
+}
+
+/* ---- W5: space efficiency ---------------------------------------------------------------- */
+
+static size_t w5_size(void)
+{
+	/* log-uniform 1..256 quanta */
+	int shift = (int)(bench_rand() % 9);
+
+	return W2_Q * (1 + bench_rand() % ((size_t)1 << shift));
+}
+
+static void w5(void)
+{
+	static const struct {
+		const char *name;
+		int flags;
+	} pol[] = {{"instantfit", 0},
+	           {"bestfit", VM_BESTFIT},
+	           {"firstfit", VM_FIRSTFIT},
+	           {"nextfit", VM_NEXTFIT}};
+	long steps = quick ? 200000 : 2000000;
+	live_t l;
+
+	l.seg = malloc(8192 * sizeof(*l.seg));
+	for (size_t p = 0; p < sizeof(pol) / sizeof(pol[0]); p++) {
+		uintptr_t base = (uintptr_t)1 << 40, hi = base;
+		vmem_t *vmp = vmem_create("w5", (void *)base, (size_t)1 << 40, W2_Q, NULL, NULL,
+		                          NULL, 0, VM_SLEEP | VMC_NO_QCACHE);
+		size_t live_bytes = 0, peak_live = 0;
+		bench_result_t r = {"W5", pol[p].name, "vmem", steps, 1, 0, 0, 0, NULL};
+		double t0 = bench_now();
+		long i;
+
+		bench_seed(5);
+		l.n = 0;
+		for (i = 0; i < steps; i++) {
+			/* the live count random-walks between 0 and 4096 */
+			if (l.n < 4096 && (l.n == 0 || bench_rand() % 2)) {
+				size_t size = w5_size();
+				uintptr_t a =
+				    (uintptr_t)vmem_alloc(vmp, size, VM_NOSLEEP | pol[p].flags);
+
+				live_put(&l, a, size);
+				live_bytes += size;
+				if (a + size > hi)
+					hi = a + size;
+				if (live_bytes > peak_live)
+					peak_live = live_bytes;
+			} else {
+				uintptr_t a;
+				size_t size = live_take(&l, &a);
+
+				vmem_free(vmp, (void *)a, size);
+				live_bytes -= size;
+			}
+		}
+		r.ns_per_op = (bench_now() - t0) / (double)steps;
+		r.ratio = (double)(hi - base) / (double)peak_live;
+		bench_emit(&r);
+		while (l.n > 0) {
+			uintptr_t a;
+			size_t size = live_take(&l, &a);
+
+			vmem_free(vmp, (void *)a, size);
+		}
+		vmem_destroy(vmp);
+	}
+	free(l.seg);
+}
+
+/* ---- W6: threads ---------------------------------------------------------------------------- */
+
+typedef struct w6_arg {
+	vmem_t *vmp;
+	long pairs;
+	pthread_barrier_t *start;
+	double ns;
+} w6_arg_t;
+
+static void *w6_thread(void *arg)
+{
+	w6_arg_t *a = arg;
+
+	pthread_barrier_wait(a->start);
+	a->ns = w1_vmem(a->vmp, a->pairs);
+	return NULL;
+}
+
+static void w6(void)
+{
+	long cpus = sysconf(_SC_NPROCESSORS_ONLN), pairs = quick ? 2000000 : 20000000;
+	int maxt = cpus > 2 ? (int)cpus : 2;
+	double one = 0;
+
+	for (int t = 1; t <= maxt; t *= 2) {
+		vmem_t *vmp = w1_arena(true);
+		pthread_t th[64];
+		w6_arg_t args[64];
+		pthread_barrier_t start;
+		double t0, wall, ops_s;
+		bench_result_t r = {"W6", "instantfit", "vmem", pairs, t, 0, 0, 0, NULL};
+		char note[64];
+
+		pthread_barrier_init(&start, NULL, (unsigned)t + 1);
+		for (int i = 0; i < t; i++) {
+			args[i] = (w6_arg_t){vmp, pairs, &start, 0};
+			pthread_create(&th[i], NULL, w6_thread, &args[i]);
+		}
+		t0 = bench_now();
+		pthread_barrier_wait(&start);
+		for (int i = 0; i < t; i++)
+			pthread_join(th[i], NULL);
+		wall = bench_now() - t0;
+		ops_s = (double)pairs * t / (wall / 1e9);
+		if (t == 1)
+			one = ops_s;
+		r.ns_per_op = wall / (double)pairs; /* per pair, per thread */
+		r.ops_per_s = ops_s;
+		snprintf(note, sizeof(note), "%.2fx one thread", ops_s / one);
+		r.note = note;
+		bench_emit(&r);
+		pthread_barrier_destroy(&start);
+		vmem_destroy(vmp);
+	}
+}
+
 int main(int argc, char **argv)
 {
 	for (int i = 1; i < argc; i++) {
@@ -421,7 +759,17 @@ int main(int argc, char **argv)
 			return 2;
 		}
 	}
+	if (bench_selected("W1"))
+		w1();
 	if (bench_selected("W2"))
 		w2();
+	if (bench_selected("W3"))
+		w3();
+	if (bench_selected("W4"))
+		w4();
+	if (bench_selected("W5"))
+		w5();
+	if (bench_selected("W6"))
+		w6();
 	return 0;
 }
