@@ -25,7 +25,7 @@ add_library(vmem_symbolize STATIC
   debug/sym_util.c)
 set_target_properties(vmem_symbolize PROPERTIES POSITION_INDEPENDENT_CODE ON)
 target_include_directories(vmem_symbolize
-  PUBLIC ${PROJECT_SOURCE_DIR}/debug
+  PUBLIC $<BUILD_INTERFACE:${PROJECT_SOURCE_DIR}/debug>
   PRIVATE ${LIBDWARF_INCLUDE_DIR} ${LIBELF_INCLUDE_DIR})
 target_link_libraries(vmem_symbolize PUBLIC ${LIBDWARF_LIBRARY} ${LIBELF_LIBRARY} Threads::Threads
   ${CMAKE_DL_LIBS})

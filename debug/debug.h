@@ -3,30 +3,61 @@
  *
  * The core calls these hooks behind `if (vmem_debug)`, a compile-time
  * constant (src/config.h): in libvmem the branches fold away and
- * debug/nodebug.c supplies empty definitions; libvmem-debug links the real
- * ones (debug/audit.c and friends).  Hooks are called with the arena lock
- * held unless their comment says otherwise, and must not call back into
- * the arena.
+ * debug/nodebug.c supplies stubs (the public debug functions then return
+ * ENOTSUP); libvmem-debug links the real ones (debug/stack.c, log.c,
+ * audit.c, report.c).  Unless a comment says otherwise a hook is called
+ * with the arena lock held and must not call back into any arena.
  */
 #ifndef VMEM_DEBUG_H
 #define VMEM_DEBUG_H
 
 #include "../src/vmem_impl.h"
 
-/* An arena was created / is being destroyed (lock not held). */
+/* ---- API context (no lock held) ---- */
+/* A public entry point was entered; ra is its return address. */
+void vmem__dbg_api_enter(void *ra);
+void vmem__dbg_api_leave(void);
+
+/* ---- arenas (no lock held) ---- */
 void vmem__dbg_arena_init(vmem_t *vmp);
-void vmem__dbg_arena_fini(vmem_t *vmp);
 
-/* Segment vsp was just allocated: record the audit (thread, time, stack). */
+/* ---- segments (arena lock held) ---- */
+/* Segment vsp was just allocated: record thread, time and stack; log it. */
 void vmem__dbg_on_alloc(vmem_t *vmp, vmem_seg_t *vsp);
-/* Segment vsp is about to be freed (still ALLOC, out of the hash). */
-void vmem__dbg_on_free(vmem_t *vmp, const vmem_seg_t *vsp, size_t size);
+/* Segment vsp is being freed (out of the hash, still ALLOC); log it. */
+void vmem__dbg_on_free(vmem_t *vmp, const vmem_seg_t *vsp, size_t size, const char *func);
+/* May vmem_free() free this segment?  (vmem_xalloc segments: no.) */
+bool vmem__dbg_free_allowed(const vmem_seg_t *vsp, const char *func);
 
-/* A free was refused: refine the diagnosis (double free, ...); lock not held. */
+/* ---- quantum-cached objects (the cache's slab lock held) ---- */
+struct vmem_qcache;
+struct vmem_slab;
+/* Audit storage for a new slab (NULL if none could be had). */
+void *vmem__dbg_slab_audit_new(unsigned nobj);
+void vmem__dbg_slab_audit_free(void *audit);
+void vmem__dbg_qc_on_alloc(struct vmem_qcache *qc, void *audit, unsigned obj, uintptr_t addr);
+void vmem__dbg_qc_on_free(struct vmem_qcache *qc, void *audit, unsigned obj, uintptr_t addr);
+/* Fill in what the audit knows about object obj (for reports). */
+void vmem__dbg_qc_describe(void *audit, unsigned obj, vmem_error_info_t *info);
+
+/* ---- errors (no lock held) ---- */
+/* A free was refused: refine the diagnosis (double free) and add stacks. */
 void vmem__dbg_classify(vmem_t *vmp, vmem_error_info_t *info);
-/* After the one-line report: print stacks and history (lock not held). */
+/* Add what the audit of segment vsp knows (lock held). */
+void vmem__dbg_describe_seg(const vmem_seg_t *vsp, vmem_error_info_t *info);
+/* After the one-line report: print the stacks (default handler only). */
 void vmem__dbg_report_detail(const vmem_error_info_t *info);
-/* The process is about to abort on an error (lock not held). */
+/* The process is about to abort on an error. */
 void vmem__dbg_before_abort(const vmem_error_info_t *info);
+
+/* ---- leaks ---- */
+/* vmem_destroy() found leaks: a report grouped by stack (no lock held;
+ * the arena is off every list and no longer used by anyone). */
+void vmem__dbg_leak_report_destroy(vmem_t *vmp);
+
+/* ---- public debug API backends ---- */
+int vmem__dbg_set_log_size(size_t entries);
+int vmem__dbg_set_stack_depth(int depth);
+int vmem__dbg_leak_report(vmem_t *vmp, int fd, int flags);
 
 #endif /* VMEM_DEBUG_H */

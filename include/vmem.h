@@ -131,6 +131,19 @@ typedef struct vmem_error_info {
 	uint64_t ve_count;        /* VMEM_ERR_LEAK: segments still allocated */
 	uint64_t ve_bytes;        /* VMEM_ERR_LEAK: their total size */
 	const char *ve_message;   /* the whole report, one line, no newline */
+	/*
+	 * libvmem-debug only (NULL / 0 otherwise): stacks as return addresses,
+	 * the caller first; threads are kernel thread ids; times are
+	 * CLOCK_MONOTONIC nanoseconds.
+	 */
+	const uintptr_t *ve_cur_stack; /* the call that found the error */
+	int ve_cur_depth;
+	const uintptr_t *ve_alloc_stack; /* the allocation of the segment concerned */
+	int ve_alloc_depth;
+	uint64_t ve_alloc_thread, ve_alloc_time;
+	const uintptr_t *ve_free_stack; /* the earlier free (double free) */
+	int ve_free_depth;
+	uint64_t ve_free_thread, ve_free_time;
 } vmem_error_info_t;
 
 typedef void vmem_error_handler_t(const vmem_error_info_t *info, void *arg);
@@ -145,6 +158,28 @@ int vmem_get_error_policy(void);
 void vmem_set_error_handler(vmem_error_handler_t *handler, void *arg);
 /* Errors reported so far in this process, all kinds but VMEM_ERR_LEAK. */
 uint64_t vmem_error_count(void);
+/* Reports of one kind so far (leaks included). */
+uint64_t vmem_error_count_kind(vmem_error_kind_t kind);
+
+/*
+ * The debug library, libvmem-debug (pkg-config vmem-debug), records for
+ * every allocated segment (quantum-cached objects included) the thread,
+ * the time and the stack; verifies every free; keeps a transaction log;
+ * and reports leaks grouped by stack.  Environment:
+ *   VMEM_STACK_DEPTH=n    frames per stack (default 16, at most 64)
+ *   VMEM_LOG_SIZE=n       transaction log entries (default 16384; 0: off)
+ *   VMEM_LEAK_CHECK=1     report outstanding segments of every arena at exit
+ *   VMEM_LEAK_JSON=path   also write leak reports as JSON to path
+ * In libvmem these functions return -1 with errno ENOTSUP (and
+ * vmem_debug_enabled() returns 0).
+ */
+int vmem_debug_enabled(void);
+int vmem_debug_set_log_size(size_t entries);
+int vmem_debug_set_stack_depth(int depth);
+#define VMEM_REPORT_TEXT 0
+#define VMEM_REPORT_JSON 1
+/* Write a leak report of vmp (NULL: every arena) to fd; 0, or -1 with errno. */
+int vmem_debug_leak_report(vmem_t *vmp, int fd, int flags);
 
 /*
  * Counters of one arena, named as illumos' vmem kstats (vk_<kstat name>).

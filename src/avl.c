@@ -30,7 +30,7 @@ static inline int side_of(const vmem_avl_node_t *p, const vmem_avl_node_t *c)
 	return p->an_child[1] == c;
 }
 
-void vmem_avl_init(vmem_avl_tree_t *t, vmem_avl_augment_t *augment)
+void vmem__avl_init(vmem_avl_tree_t *t, vmem_avl_augment_t *augment)
 {
 	t->at_root = NULL;
 	t->at_augment = augment;
@@ -55,7 +55,7 @@ static void rotate(vmem_avl_tree_t *t, vmem_avl_node_t *x, int d)
 {
 	vmem_avl_node_t *c = x->an_child[d];
 	vmem_avl_node_t *inner = c->an_child[!d];
-	vmem_avl_node_t *xp = vmem_avl_parent(x);
+	vmem_avl_node_t *xp = vmem__avl_parent(x);
 
 	x->an_child[d] = inner;
 	if (inner != NULL)
@@ -94,11 +94,12 @@ static void augment_to_root(vmem_avl_tree_t *t, vmem_avl_node_t *n)
 {
 	if (t->at_augment == NULL)
 		return;
-	for (; n != NULL; n = vmem_avl_parent(n))
+	for (; n != NULL; n = vmem__avl_parent(n))
 		t->at_augment(n);
 }
 
-void vmem_avl_insert_at(vmem_avl_tree_t *t, vmem_avl_node_t *parent, int dir, vmem_avl_node_t *node)
+void vmem__avl_insert_at(vmem_avl_tree_t *t, vmem_avl_node_t *parent, int dir,
+                         vmem_avl_node_t *node)
 {
 	vmem_avl_node_t *x = node, *p;
 
@@ -111,7 +112,7 @@ void vmem_avl_insert_at(vmem_avl_tree_t *t, vmem_avl_node_t *parent, int dir, vm
 	t->at_count++;
 
 	/* Retrace: x's subtree just grew by one level. */
-	while ((p = vmem_avl_parent(x)) != NULL) {
+	while ((p = vmem__avl_parent(x)) != NULL) {
 		int d = side_of(p, x);
 		int s = d ? 1 : -1;
 		int b = bal(p) + s;
@@ -187,13 +188,13 @@ static void retrace_removal(vmem_avl_tree_t *t, vmem_avl_node_t *p, int d)
 			}
 		}
 		/* top's subtree is one level shorter: continue with its parent. */
-		p = vmem_avl_parent(top);
+		p = vmem__avl_parent(top);
 		if (p != NULL)
 			d = side_of(p, top);
 	}
 }
 
-void vmem_avl_remove(vmem_avl_tree_t *t, vmem_avl_node_t *n)
+void vmem__avl_remove(vmem_avl_tree_t *t, vmem_avl_node_t *n)
 {
 	vmem_avl_node_t *p, *child, *deepest;
 	int d;
@@ -202,7 +203,7 @@ void vmem_avl_remove(vmem_avl_tree_t *t, vmem_avl_node_t *n)
 	if (n->an_child[0] != NULL && n->an_child[1] != NULL) {
 		/* Put the in-order successor s in n's place, then retrace. */
 		vmem_avl_node_t *s = leftmost(n->an_child[1]);
-		vmem_avl_node_t *sp = vmem_avl_parent(s);
+		vmem_avl_node_t *sp = vmem__avl_parent(s);
 
 		if (sp == n) {
 			p = s;
@@ -221,7 +222,7 @@ void vmem_avl_remove(vmem_avl_tree_t *t, vmem_avl_node_t *n)
 		s->an_child[0] = n->an_child[0];
 		set_parent(s->an_child[0], s);
 		s->an_pb = n->an_pb;
-		replace_child(t, vmem_avl_parent(n), n, s);
+		replace_child(t, vmem__avl_parent(n), n, s);
 		deepest = p;
 		retrace_removal(t, p, d);
 		augment_to_root(t, deepest);
@@ -229,7 +230,7 @@ void vmem_avl_remove(vmem_avl_tree_t *t, vmem_avl_node_t *n)
 	}
 
 	child = n->an_child[0] != NULL ? n->an_child[0] : n->an_child[1];
-	p = vmem_avl_parent(n);
+	p = vmem__avl_parent(n);
 	d = p != NULL ? side_of(p, n) : 0;
 	replace_child(t, p, n, child);
 	if (child != NULL)
@@ -238,22 +239,22 @@ void vmem_avl_remove(vmem_avl_tree_t *t, vmem_avl_node_t *n)
 	augment_to_root(t, p);
 }
 
-void vmem_avl_update(vmem_avl_tree_t *t, vmem_avl_node_t *n,
-                     vmem_avl_augment_changed_t *augment_changed)
+void vmem__avl_update(vmem_avl_tree_t *t, vmem_avl_node_t *n,
+                      vmem_avl_augment_changed_t *augment_changed)
 {
 	(void)t;
-	for (; n != NULL; n = vmem_avl_parent(n)) {
+	for (; n != NULL; n = vmem__avl_parent(n)) {
 		if (!augment_changed(n))
 			break;
 	}
 }
 
-vmem_avl_node_t *vmem_avl_first(const vmem_avl_tree_t *t)
+vmem_avl_node_t *vmem__avl_first(const vmem_avl_tree_t *t)
 {
 	return t->at_root != NULL ? leftmost(t->at_root) : NULL;
 }
 
-vmem_avl_node_t *vmem_avl_last(const vmem_avl_tree_t *t)
+vmem_avl_node_t *vmem__avl_last(const vmem_avl_tree_t *t)
 {
 	return t->at_root != NULL ? rightmost(t->at_root) : NULL;
 }
@@ -264,17 +265,17 @@ static vmem_avl_node_t *step(const vmem_avl_node_t *n, int d)
 
 	if (n->an_child[d] != NULL)
 		return d ? leftmost(n->an_child[1]) : rightmost(n->an_child[0]);
-	while ((p = vmem_avl_parent(n)) != NULL && side_of(p, n) == d)
+	while ((p = vmem__avl_parent(n)) != NULL && side_of(p, n) == d)
 		n = p;
 	return p;
 }
 
-vmem_avl_node_t *vmem_avl_next(const vmem_avl_node_t *n)
+vmem_avl_node_t *vmem__avl_next(const vmem_avl_node_t *n)
 {
 	return step(n, 1);
 }
 
-vmem_avl_node_t *vmem_avl_prev(const vmem_avl_node_t *n)
+vmem_avl_node_t *vmem__avl_prev(const vmem_avl_node_t *n)
 {
 	return step(n, 0);
 }
@@ -286,7 +287,7 @@ static int verify_node(const vmem_avl_node_t *n, const vmem_avl_node_t *parent, 
 
 	if (n == NULL)
 		return 0;
-	if (vmem_avl_parent(n) != parent || (n->an_pb & 3) == 3)
+	if (vmem__avl_parent(n) != parent || (n->an_pb & 3) == 3)
 		return -1;
 	(*count)++;
 	hl = verify_node(n->an_child[0], n, count);
@@ -296,15 +297,15 @@ static int verify_node(const vmem_avl_node_t *n, const vmem_avl_node_t *parent, 
 	return 1 + (hl > hr ? hl : hr);
 }
 
-bool vmem_avl_verify(const vmem_avl_tree_t *t,
-                     int (*cmp)(const vmem_avl_node_t *, const vmem_avl_node_t *))
+bool vmem__avl_verify(const vmem_avl_tree_t *t,
+                      int (*cmp)(const vmem_avl_node_t *, const vmem_avl_node_t *))
 {
 	size_t count = 0;
 	const vmem_avl_node_t *n, *prev = NULL;
 
 	if (verify_node(t->at_root, NULL, &count) < 0 || count != t->at_count)
 		return false;
-	for (n = vmem_avl_first(t); n != NULL; prev = n, n = vmem_avl_next(n)) {
+	for (n = vmem__avl_first(t); n != NULL; prev = n, n = vmem__avl_next(n)) {
 		if (prev != NULL && cmp != NULL && cmp(prev, n) >= 0)
 			return false;
 	}

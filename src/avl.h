@@ -33,31 +33,31 @@ typedef struct vmem_avl_tree {
 	size_t at_count;
 } vmem_avl_tree_t;
 
-static inline vmem_avl_node_t *vmem_avl_parent(const vmem_avl_node_t *n)
+static inline vmem_avl_node_t *vmem__avl_parent(const vmem_avl_node_t *n)
 {
 	return (vmem_avl_node_t *)(n->an_pb & ~(uintptr_t)3);
 }
 
-static inline vmem_avl_node_t *vmem_avl_left(const vmem_avl_node_t *n)
+static inline vmem_avl_node_t *vmem__avl_left(const vmem_avl_node_t *n)
 {
 	return n->an_child[0];
 }
 
-static inline vmem_avl_node_t *vmem_avl_right(const vmem_avl_node_t *n)
+static inline vmem_avl_node_t *vmem__avl_right(const vmem_avl_node_t *n)
 {
 	return n->an_child[1];
 }
 
-void vmem_avl_init(vmem_avl_tree_t *t, vmem_avl_augment_t *augment);
+void vmem__avl_init(vmem_avl_tree_t *t, vmem_avl_augment_t *augment);
 
 /*
  * Link `node` as child `dir` (0 left, 1 right) of `parent` (NULL: the tree
  * is empty and node becomes the root), then rebalance.  The caller found the
  * spot by descending from the root with its own comparisons.
  */
-void vmem_avl_insert_at(vmem_avl_tree_t *t, vmem_avl_node_t *parent, int dir,
-                        vmem_avl_node_t *node);
-void vmem_avl_remove(vmem_avl_tree_t *t, vmem_avl_node_t *node);
+void vmem__avl_insert_at(vmem_avl_tree_t *t, vmem_avl_node_t *parent, int dir,
+                         vmem_avl_node_t *node);
+void vmem__avl_remove(vmem_avl_tree_t *t, vmem_avl_node_t *node);
 
 /*
  * The node's own augmented inputs changed (its key moved without changing
@@ -65,16 +65,16 @@ void vmem_avl_remove(vmem_avl_tree_t *t, vmem_avl_node_t *node);
  * when `augment_changed` reports that a value did not change.
  */
 typedef bool vmem_avl_augment_changed_t(vmem_avl_node_t *node);
-void vmem_avl_update(vmem_avl_tree_t *t, vmem_avl_node_t *node,
-                     vmem_avl_augment_changed_t *augment_changed);
+void vmem__avl_update(vmem_avl_tree_t *t, vmem_avl_node_t *node,
+                      vmem_avl_augment_changed_t *augment_changed);
 
-vmem_avl_node_t *vmem_avl_first(const vmem_avl_tree_t *t);
-vmem_avl_node_t *vmem_avl_last(const vmem_avl_tree_t *t);
-vmem_avl_node_t *vmem_avl_next(const vmem_avl_node_t *n);
-vmem_avl_node_t *vmem_avl_prev(const vmem_avl_node_t *n);
+vmem_avl_node_t *vmem__avl_first(const vmem_avl_tree_t *t);
+vmem_avl_node_t *vmem__avl_last(const vmem_avl_tree_t *t);
+vmem_avl_node_t *vmem__avl_next(const vmem_avl_node_t *n);
+vmem_avl_node_t *vmem__avl_prev(const vmem_avl_node_t *n);
 
 /* Check every invariant (order via `cmp`, balance, parents); for tests. */
-bool vmem_avl_verify(const vmem_avl_tree_t *t,
-                     int (*cmp)(const vmem_avl_node_t *, const vmem_avl_node_t *));
+bool vmem__avl_verify(const vmem_avl_tree_t *t,
+                      int (*cmp)(const vmem_avl_node_t *, const vmem_avl_node_t *));
 
 #endif /* VMEM_AVL_H */

@@ -238,6 +238,7 @@ static bool roundup_size(const vmem_t *vm, size_t size, size_t *rsizep)
 
 int vmem_bsd_alloc(vmem_t *vm, vmem_size_t size, int flags, vmem_addr_t *addrp)
 {
+	VMEM_API_SCOPE();
 	uintptr_t addr;
 	size_t rsize;
 	int vmflag, err;
@@ -254,6 +255,7 @@ int vmem_bsd_xalloc(vmem_t *vm, vmem_size_t size, vmem_size_t align, vmem_size_t
                     vmem_size_t nocross, vmem_addr_t minaddr, vmem_addr_t maxaddr, int flags,
                     vmem_addr_t *addrp)
 {
+	VMEM_API_SCOPE();
 	uintptr_t addr;
 	size_t rsize;
 	int vmflag, err;
@@ -269,11 +271,13 @@ int vmem_bsd_xalloc(vmem_t *vm, vmem_size_t size, vmem_size_t align, vmem_size_t
 
 void vmem_bsd_free(vmem_t *vm, vmem_addr_t addr, vmem_size_t size)
 {
+	VMEM_API_SCOPE();
 	vmem__free(vm, addr, size, "vmem_free");
 }
 
 void vmem_bsd_xfree(vmem_t *vm, vmem_addr_t addr, vmem_size_t size)
 {
+	VMEM_API_SCOPE();
 	vmem__xfree(vm, addr, size, "vmem_xfree");
 }
 

@@ -38,6 +38,7 @@ static const char *const kind_names[VMEM_ERR_NKINDS] = {
 static pthread_once_t policy_once = PTHREAD_ONCE_INIT;
 static _Atomic int policy = VMEM_ERRORS_ABORT;
 static _Atomic uint64_t error_count;
+static _Atomic uint64_t kind_count[VMEM_ERR_NKINDS];
 static pthread_mutex_t handler_lock = PTHREAD_MUTEX_INITIALIZER;
 static vmem_error_handler_t *handler;
 static void *handler_arg;
@@ -81,6 +82,39 @@ uint64_t vmem_error_count(void)
 	return atomic_load(&error_count);
 }
 
+uint64_t vmem_error_count_kind(vmem_error_kind_t kind)
+{
+	if (kind <= 0 || kind >= VMEM_ERR_NKINDS)
+		return 0;
+	return atomic_load(&kind_count[kind]);
+}
+
+/* ---- the debug library's controls (ENOTSUP in the fast library) ---- */
+
+int vmem_debug_enabled(void)
+{
+	return vmem_debug;
+}
+
+int vmem_debug_set_log_size(size_t entries)
+{
+	return vmem__dbg_set_log_size(entries);
+}
+
+int vmem_debug_set_stack_depth(int depth)
+{
+	return vmem__dbg_set_stack_depth(depth);
+}
+
+int vmem_debug_leak_report(vmem_t *vmp, int fd, int flags)
+{
+	if (flags & ~VMEM_REPORT_JSON) {
+		errno = EINVAL;
+		return -1;
+	}
+	return vmem__dbg_leak_report(vmp, fd, flags);
+}
+
 /* Write all of buf to stderr, retrying short writes. */
 static void write_stderr(const char *buf, size_t len)
 {
@@ -120,6 +154,8 @@ void vmem__report(vmem_error_info_t *info, const char *fmt, ...)
 		info->ve_kind_name = kind_names[info->ve_kind];
 	if (info->ve_kind != VMEM_ERR_LEAK)
 		atomic_fetch_add(&error_count, 1);
+	if (info->ve_kind > 0 && info->ve_kind < VMEM_ERR_NKINDS)
+		atomic_fetch_add(&kind_count[info->ve_kind], 1);
 
 	pthread_mutex_lock(&handler_lock);
 	h = handler;

@@ -268,7 +268,7 @@ static vmem_seg_t *fit_best(vmem_t *vmp, const vmem_req_t *r, bool high, uintptr
 	vmem_avl_node_t *n = size_lower_bound(vmp, r->rq_rsize);
 
 	if (!high) {
-		for (; n != NULL; n = vmem_avl_next(n)) {
+		for (; n != NULL; n = vmem__avl_next(n)) {
 			vmp->vm_ctr.vc_search++;
 			if (vmem__seg_fit(r, SSEG(n)->vs_start, SSEG(n)->vs_size, false, addrp))
 				return SSEG(n);
@@ -279,12 +279,12 @@ static vmem_seg_t *fit_best(vmem_t *vmp, const vmem_req_t *r, bool high, uintptr
 		size_t s = SSEG(n)->vs_size;
 		vmem_avl_node_t *g = size_group_last(vmp, s), *m;
 
-		for (m = g; m != NULL && SSEG(m)->vs_size == s; m = vmem_avl_prev(m)) {
+		for (m = g; m != NULL && SSEG(m)->vs_size == s; m = vmem__avl_prev(m)) {
 			vmp->vm_ctr.vc_search++;
 			if (vmem__seg_fit(r, SSEG(m)->vs_start, s, true, addrp))
 				return SSEG(m);
 		}
-		n = vmem_avl_next(g);
+		n = vmem__avl_next(g);
 	}
 	return NULL;
 }

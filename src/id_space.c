@@ -81,26 +81,31 @@ static id_t alloc_one(id_space_t *isp, int vmflag)
 
 id_t id_alloc(id_space_t *isp)
 {
+	VMEM_API_SCOPE();
 	return alloc_one(isp, VM_NEXTFIT | VM_SLEEP);
 }
 
 id_t id_alloc_nosleep(id_space_t *isp)
 {
+	VMEM_API_SCOPE();
 	return alloc_one(isp, VM_NEXTFIT | VM_NOSLEEP);
 }
 
 id_t id_allocff(id_space_t *isp)
 {
+	VMEM_API_SCOPE();
 	return alloc_one(isp, VM_FIRSTFIT | VM_SLEEP);
 }
 
 id_t id_allocff_nosleep(id_space_t *isp)
 {
+	VMEM_API_SCOPE();
 	return alloc_one(isp, VM_FIRSTFIT | VM_NOSLEEP);
 }
 
 id_t id_alloc_specific_nosleep(id_space_t *isp, id_t id)
 {
+	VMEM_API_SCOPE();
 	uintptr_t addr;
 
 	if (isp == NULL || id == ID_NONE ||
@@ -112,5 +117,6 @@ id_t id_alloc_specific_nosleep(id_space_t *isp, id_t id)
 
 void id_free(id_space_t *isp, id_t id)
 {
+	VMEM_API_SCOPE();
 	vmem__free(arena_of(isp), (uintptr_t)id, 1, "id_free");
 }

@@ -83,6 +83,8 @@
  */
 #include "qcache.h"
 
+#include "../debug/debug.h"
+
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
@@ -260,6 +262,8 @@ static bool slab_create(vmem_qcache_t *qc, int vmflag)
 		return false;
 	}
 	memset(sl, 0, sizeof(*sl));
+	if (vmem_debug)
+		sl->sl_audit = vmem__dbg_slab_audit_new(qc->qc_nobj);
 	sl->sl_base = base;
 	sl->sl_nfree = (uint16_t)qc->qc_nobj;
 	sl->sl_freemap = qc->qc_nobj == 64 ? ~0ULL : (1ULL << qc->qc_nobj) - 1;
@@ -269,6 +273,8 @@ static bool slab_create(vmem_qcache_t *qc, int vmflag)
 		qc->qc_nslabs--;
 		pthread_mutex_unlock(&qc->qc_slab_lock);
 		vmem__free_seg(qc->qc_arena, base, qc->qc_slabsize);
+		if (vmem_debug)
+			vmem__dbg_slab_audit_free(sl->sl_audit);
 		vmem__pool_put(&slab_pool, sl);
 		return false;
 	}
@@ -307,6 +313,8 @@ static unsigned slabs_release(vmem_qcache_t *qc, unsigned keep)
 		qc->qc_slab_destroy++;
 		pthread_mutex_unlock(&qc->qc_slab_lock);
 		vmem__free_seg(qc->qc_arena, sl->sl_base, qc->qc_slabsize);
+		if (vmem_debug)
+			vmem__dbg_slab_audit_free(sl->sl_audit);
 		vmem__pool_put(&slab_pool, sl);
 		released++;
 	}
@@ -504,6 +512,89 @@ void vmem__qc_free_slow(vmem_qcache_t *qc, vmem_tc_entry_t *e, bool entered, boo
 		(void)slabs_release(qc, 0);
 }
 
+/* ---- the debug library's paths ---------------------------------------------------------- */
+
+/* One object from the slabs, with its slab and index (qc_slab_lock held). */
+static bool slab_take_one_locked(vmem_qcache_t *qc, uintptr_t *addrp, vmem_slab_t **slp,
+                                 unsigned *objp)
+{
+	if (slab_take_locked(qc, addrp, 1) == 0)
+		return false;
+	*slp = slab_lookup_locked(qc, *addrp);
+	*objp = (unsigned)((*addrp - (*slp)->sl_base) / qc->qc_objsize);
+	return true;
+}
+
+/* Allocation in the debug library: straight to the slabs, audited. */
+int vmem__qc_alloc_debug(vmem_qcache_t *qc, int vmflag, uintptr_t *addrp)
+{
+	for (int attempt = 0; attempt < 2; attempt++) {
+		vmem_slab_t *sl;
+		unsigned obj;
+
+		pthread_mutex_lock(&qc->qc_slab_lock);
+		if (slab_take_one_locked(qc, addrp, &sl, &obj)) {
+			if (sl->sl_audit != NULL)
+				vmem__dbg_qc_on_alloc(qc, sl->sl_audit, obj, *addrp);
+			pthread_mutex_unlock(&qc->qc_slab_lock);
+			return 0;
+		}
+		pthread_mutex_unlock(&qc->qc_slab_lock);
+		if (attempt == 0 && !slab_create(qc, vmflag))
+			break;
+	}
+	return vmem__qc_alloc_slow(qc, NULL, false, vmflag, addrp);
+}
+
+/*
+ * Free in the debug library: the object must be an allocated object of one
+ * of this cache's slabs (or an object the arena served directly).
+ */
+void vmem__qc_free_debug(vmem_qcache_t *qc, uintptr_t addr)
+{
+	vmem_error_info_t info = {.ve_func = "vmem_free",
+	                          .ve_arena = qc->qc_arena,
+	                          .ve_arena_name = qc->qc_arena->vm_name,
+	                          .ve_addr = addr,
+	                          .ve_size = qc->qc_objsize};
+	vmem_slab_t *sl;
+	uintptr_t off;
+	unsigned obj;
+
+	pthread_mutex_lock(&qc->qc_slab_lock);
+	sl = slab_lookup_locked(qc, addr);
+	if (sl == NULL) {
+		pthread_mutex_unlock(&qc->qc_slab_lock);
+		free_foreign(qc, addr); /* direct objects; the arena diagnoses the rest */
+		return;
+	}
+	off = addr - sl->sl_base;
+	obj = (unsigned)(off / qc->qc_objsize);
+	if (obj < qc->qc_nobj && off % qc->qc_objsize == 0 && !(sl->sl_freemap & (1ULL << obj))) {
+		if (sl->sl_audit != NULL)
+			vmem__dbg_qc_on_free(qc, sl->sl_audit, obj, addr);
+		(void)slab_give_locked(qc, sl, addr);
+		pthread_mutex_unlock(&qc->qc_slab_lock);
+		(void)slabs_release(qc, VMEM_QC_KEEP_SLAB);
+		return;
+	}
+	if (obj >= qc->qc_nobj) {
+		info.ve_kind = VMEM_ERR_BAD_FREE; /* in a slab's unused tail */
+	} else if (off % qc->qc_objsize != 0) {
+		info.ve_kind = VMEM_ERR_INTERIOR_FREE;
+		info.ve_seg_start = sl->sl_base + obj * qc->qc_objsize;
+		info.ve_seg_size = qc->qc_objsize;
+	} else {
+		info.ve_kind = VMEM_ERR_DOUBLE_FREE;
+		info.ve_seg_start = addr;
+		info.ve_seg_size = qc->qc_objsize;
+	}
+	if (sl->sl_audit != NULL && obj < qc->qc_nobj)
+		vmem__dbg_qc_describe(sl->sl_audit, obj, &info);
+	pthread_mutex_unlock(&qc->qc_slab_lock);
+	vmem__report_free_error(qc->qc_arena, &info);
+}
+
 /* ---- reaping ----------------------------------------------------------------------------- */
 
 /* Return the rounds of every magazine on a depot list; free the magazines. */
@@ -640,6 +731,8 @@ void vmem__qc_destroy(vmem_t *vmp, uint64_t *nleaked, uint64_t *bleaked)
 				*bleaked += (uint64_t)held * qc->qc_objsize;
 				slab_unlist(qc, sl);
 				vmem__free_seg(vmp, sl->sl_base, qc->qc_slabsize);
+				if (vmem_debug)
+					vmem__dbg_slab_audit_free(sl->sl_audit);
 				vmem__pool_put(&slab_pool, sl);
 			}
 		}

@@ -26,6 +26,7 @@ typedef struct vmem_slab {
 	uint64_t sl_freemap;        /* bit i set: object i is in the slab (free) */
 	uint16_t sl_nfree;          /* objects in the slab */
 	uint8_t sl_list;            /* which list: QC_SLAB_PARTIAL, _EMPTY, _FULL */
+	void *sl_audit;             /* debug build: vmem_qaudit_t per object */
 } vmem_slab_t;
 
 enum { QC_SLAB_PARTIAL, QC_SLAB_EMPTY, QC_SLAB_FULL, QC_SLAB_NLISTS };
@@ -99,6 +100,9 @@ int vmem__qc_alloc_slow(vmem_qcache_t *qc, vmem_tc_entry_t *e, bool entered, int
 void vmem__qc_free_slow(vmem_qcache_t *qc, vmem_tc_entry_t *e, bool entered, bool bypass,
                         uintptr_t addr);
 bool vmem__qc_reap_one(vmem_qcache_t *qc, bool full);
+/* The debug library's cached paths: no magazines, every free verified. */
+int vmem__qc_alloc_debug(vmem_qcache_t *qc, int vmflag, uintptr_t *addrp);
+void vmem__qc_free_debug(vmem_qcache_t *qc, uintptr_t addr);
 /* Return rounds to their slabs (or the arena); qc_slab_lock not held. */
 void vmem__qc_return_rounds(vmem_qcache_t *qc, const uintptr_t *rounds, unsigned n);
 /* Objects in magazines and slabs of vmp's caches, as bytes free to callers. */
@@ -188,10 +192,13 @@ static inline bool vmem__qc_plausible(const vmem_qcache_t *qc, uintptr_t addr)
 /* vmem_alloc() of a cached size: the loaded magazine, else the previous. */
 static inline int vmem__qc_alloc(vmem_qcache_t *qc, int vmflag, uintptr_t *addrp)
 {
-	vmem_tc_entry_t *e = vmem__tc_entry(qc);
+	vmem_tc_entry_t *e;
 	vmem_mag_t *m;
 	uint32_t n;
 
+	if (vmem_debug)
+		return vmem__qc_alloc_debug(qc, vmflag, addrp);
+	e = vmem__tc_entry(qc);
 	if (__builtin_expect(e == NULL, 0) && (e = vmem__tc_entry_slow(qc)) == NULL)
 		return vmem__qc_alloc_slow(qc, NULL, false, vmflag, addrp);
 	if (__builtin_expect(!vmem__tc_enter(e), 0))
@@ -217,11 +224,17 @@ static inline int vmem__qc_alloc(vmem_qcache_t *qc, int vmflag, uintptr_t *addrp
 /* vmem_free() of a cached size: the loaded magazine, else the previous. */
 static inline void vmem__qc_free(vmem_qcache_t *qc, uintptr_t addr)
 {
-	bool bypass = atomic_load_explicit(&qc->qc_arena->vm_sleepers, memory_order_relaxed) != 0;
-	vmem_tc_entry_t *e = vmem__tc_entry(qc);
+	bool bypass;
+	vmem_tc_entry_t *e;
 	vmem_mag_t *m;
 	uint32_t n;
 
+	if (vmem_debug) {
+		vmem__qc_free_debug(qc, addr);
+		return;
+	}
+	bypass = atomic_load_explicit(&qc->qc_arena->vm_sleepers, memory_order_relaxed) != 0;
+	e = vmem__tc_entry(qc);
 	if (__builtin_expect(bypass || !vmem__qc_plausible(qc, addr), 0)) {
 		vmem__qc_free_slow(qc, NULL, false, true, addr);
 		return;

@@ -178,7 +178,7 @@ static void addr_insert(vmem_t *vmp, vmem_seg_t *vsp)
 		cur = cur->an_child[dir];
 	}
 	vsp->u.f.vs_maxfree = vsp->vs_size;
-	vmem_avl_insert_at(&vmp->vm_free_addr, parent, dir, &vsp->u.f.vs_anode);
+	vmem__avl_insert_at(&vmp->vm_free_addr, parent, dir, &vsp->u.f.vs_anode);
 }
 
 /* Order of the size index: by size, then by address. */
@@ -199,7 +199,7 @@ static void size_insert(vmem_t *vmp, vmem_seg_t *vsp)
 		dir = size_after(vsp, SSEG(cur));
 		cur = cur->an_child[dir];
 	}
-	vmem_avl_insert_at(&vmp->vm_free_size, parent, dir, &vsp->u.f.vs_snode);
+	vmem__avl_insert_at(&vmp->vm_free_size, parent, dir, &vsp->u.f.vs_snode);
 }
 
 /*
@@ -210,8 +210,8 @@ void vmem__index_build(vmem_t *vmp)
 {
 	vmem_seg_t *vsp;
 
-	vmem_avl_init(&vmp->vm_free_addr, addr_augment);
-	vmem_avl_init(&vmp->vm_free_size, NULL);
+	vmem__avl_init(&vmp->vm_free_addr, addr_augment);
+	vmem__avl_init(&vmp->vm_free_size, NULL);
 	for (vsp = vmp->vm_seg0.vs_anext; vsp != &vmp->vm_seg0; vsp = vsp->vs_anext) {
 		if (vsp->vs_type == VMEM_SEG_FREE) {
 			addr_insert(vmp, vsp);
@@ -240,8 +240,8 @@ void vmem__free_remove(vmem_t *vmp, vmem_seg_t *vsp)
 {
 	list_unlink(vmp, vsp);
 	if (vmp->vm_indexed) {
-		vmem_avl_remove(&vmp->vm_free_addr, &vsp->u.f.vs_anode);
-		vmem_avl_remove(&vmp->vm_free_size, &vsp->u.f.vs_snode);
+		vmem__avl_remove(&vmp->vm_free_addr, &vsp->u.f.vs_anode);
+		vmem__avl_remove(&vmp->vm_free_size, &vsp->u.f.vs_snode);
 	}
 }
 
@@ -258,14 +258,14 @@ static void free_resize(vmem_t *vmp, vmem_seg_t *vsp, uintptr_t start, size_t si
 	if (relist)
 		list_unlink(vmp, vsp);
 	if (vmp->vm_indexed)
-		vmem_avl_remove(&vmp->vm_free_size, &vsp->u.f.vs_snode);
+		vmem__avl_remove(&vmp->vm_free_size, &vsp->u.f.vs_snode);
 	vsp->vs_start = start;
 	vsp->vs_size = size;
 	if (relist)
 		list_push(vmp, vsp);
 	if (vmp->vm_indexed) {
 		size_insert(vmp, vsp);
-		vmem_avl_update(&vmp->vm_free_addr, &vsp->u.f.vs_anode, addr_augment_changed);
+		vmem__avl_update(&vmp->vm_free_addr, &vsp->u.f.vs_anode, addr_augment_changed);
 	}
 }
 
@@ -429,7 +429,7 @@ vmem_seg_t *vmem__span_create(vmem_t *vmp, uintptr_t start, size_t size, bool im
 	span->vs_type = VMEM_SEG_SPAN;
 	span->vs_flags = imported ? VMEM_SEGF_IMPORTED : 0;
 	link_before(succ != NULL ? succ : &vmp->vm_seg0, span);
-	vmem_avl_insert_at(&vmp->vm_spans, parent, dir, &span->u.s.vs_spnode);
+	vmem__avl_insert_at(&vmp->vm_spans, parent, dir, &span->u.s.vs_spnode);
 
 	fsp->vs_start = start;
 	fsp->vs_size = size;
@@ -445,7 +445,7 @@ vmem_seg_t *vmem__span_create(vmem_t *vmp, uintptr_t start, size_t size, bool im
 /* Take a span marker off the arena (its segments are the caller's). */
 void vmem__span_unlink(vmem_t *vmp, vmem_seg_t *span)
 {
-	vmem_avl_remove(&vmp->vm_spans, &span->u.s.vs_spnode);
+	vmem__avl_remove(&vmp->vm_spans, &span->u.s.vs_spnode);
 	unlink_seg(span);
 	vmp->vm_ctr.vc_mem_total -= span->vs_size;
 	if (span->vs_flags & VMEM_SEGF_IMPORTED)
@@ -681,12 +681,12 @@ static bool verify_index(vmem_t *vmp, size_t nfree, const char **why)
 {
 	vmem_avl_node_t *n;
 
-	if (!vmem_avl_verify(&vmp->vm_free_addr, addr_cmp) ||
-	    !vmem_avl_verify(&vmp->vm_free_size, size_cmp))
+	if (!vmem__avl_verify(&vmp->vm_free_addr, addr_cmp) ||
+	    !vmem__avl_verify(&vmp->vm_free_size, size_cmp))
 		FAIL("index tree malformed");
 	if (vmp->vm_free_addr.at_count != nfree || vmp->vm_free_size.at_count != nfree)
 		FAIL("index does not hold every free segment");
-	for (n = vmem_avl_first(&vmp->vm_free_addr); n != NULL; n = vmem_avl_next(n)) {
+	for (n = vmem__avl_first(&vmp->vm_free_addr); n != NULL; n = vmem__avl_next(n)) {
 		size_t m = ASEG(n)->vs_size;
 
 		if (maxfree_of(n->an_child[0]) > m)
@@ -772,7 +772,7 @@ bool vmem__verify_locked(vmem_t *vmp, const char **why)
 		FAIL("last span not covered by its segments");
 	if (nalloc != vmp->vm_hash_count)
 		FAIL("hash count differs from allocated segments");
-	if (nspan != vmp->vm_spans.at_count || !vmem_avl_verify(&vmp->vm_spans, span_cmp))
+	if (nspan != vmp->vm_spans.at_count || !vmem__avl_verify(&vmp->vm_spans, span_cmp))
 		FAIL("span index inconsistent");
 	if (inuse != vmp->vm_ctr.vc_mem_inuse || total != vmp->vm_ctr.vc_mem_total ||
 	    import != vmp->vm_ctr.vc_mem_import)

@@ -565,6 +565,7 @@ int vmem__alloc(vmem_t *vmp, size_t size, int vmflag, uintptr_t *addrp)
 
 void *vmem_alloc(vmem_t *vmp, size_t size, int vmflag)
 {
+	VMEM_API_SCOPE();
 	uintptr_t addr;
 	int err = vmem__alloc(vmp, size, vmflag, &addr);
 
@@ -639,6 +640,7 @@ int vmem__xalloc(vmem_t *vmp, size_t size, size_t align, size_t phase, size_t no
 void *vmem_xalloc(vmem_t *vmp, size_t size, size_t align_arg, size_t phase, size_t nocross,
                   void *minaddr, void *maxaddr, int vmflag)
 {
+	VMEM_API_SCOPE();
 	uintptr_t addr, last = maxaddr == NULL ? UINTPTR_MAX : (uintptr_t)maxaddr - 1;
 	const char *bad = NULL;
 	int err;
@@ -657,7 +659,7 @@ void *vmem_xalloc(vmem_t *vmp, size_t size, size_t align_arg, size_t phase, size
 /* ---- freeing ---------------------------------------------------------------- */
 
 /* An arena other than self holding an ALLOC segment at addr (name copied). */
-static bool find_owner(const vmem_t *self, uintptr_t addr, char *name, size_t *sizep)
+static bool find_owner(const vmem_t *self, uintptr_t addr, char *name, vmem_error_info_t *info)
 {
 	vmem_t *a;
 	bool found = false;
@@ -674,7 +676,9 @@ static bool find_owner(const vmem_t *self, uintptr_t addr, char *name, size_t *s
 		if (vmem__hash_lookup(a, addr) != NULL) {
 			vsp = *vmem__hash_lookup(a, addr);
 			snprintf(name, VMEM_NAMELEN + 1, "%s", a->vm_name);
-			*sizep = vsp->u.a.vs_asize;
+			info->ve_seg_size = vsp->u.a.vs_asize;
+			if (vmem_debug)
+				vmem__dbg_describe_seg(vsp, info);
 			found = true;
 		}
 		a->vm_ctr.vc_lookup = lookups; /* a diagnosis is not a lookup */
@@ -682,6 +686,65 @@ static bool find_owner(const vmem_t *self, uintptr_t addr, char *name, size_t *s
 	}
 	pthread_mutex_unlock(&vmem__list_lock);
 	return found;
+}
+
+/* Format and report a refused free; the debug layer adds stacks first. */
+void vmem__report_free_error(vmem_t *vmp, vmem_error_info_t *info)
+{
+	const char *func = info->ve_func, *name = vmp->vm_name;
+	unsigned long addr = (unsigned long)info->ve_addr;
+	size_t size = info->ve_size;
+
+	if (vmem_debug)
+		vmem__dbg_classify(vmp, info);
+	switch (info->ve_kind) {
+	case VMEM_ERR_INTERIOR_FREE:
+		vmem__report(info,
+		             "%s('%s', %#lx, %zu): free of an address inside a segment: %#lx is "
+		             "%#lx+%#lx, a segment of size %zu",
+		             func, name, addr, size, addr, (unsigned long)info->ve_seg_start,
+		             (unsigned long)(info->ve_addr - info->ve_seg_start),
+		             info->ve_seg_size);
+		break;
+	case VMEM_ERR_WRONG_ARENA:
+		vmem__report(
+		    info,
+		    "%s('%s', %#lx, %zu): free to the wrong arena: %#lx was allocated from "
+		    "arena '%s' (size %zu)",
+		    func, name, addr, size, addr, info->ve_seg_arena, info->ve_seg_size);
+		break;
+	case VMEM_ERR_DOUBLE_FREE:
+		vmem__report(info,
+		             "%s('%s', %#lx, %zu): double free: %#lx (size %zu) was already freed",
+		             func, name, addr, size, addr, info->ve_seg_size);
+		break;
+	case VMEM_ERR_SIZE_MISMATCH:
+		vmem__report(
+		    info,
+		    "%s('%s', %#lx, %zu): size mismatch: segment %#lx was allocated with size "
+		    "%zu, freed with size %zu",
+		    func, name, addr, size, addr, info->ve_seg_size, size);
+		break;
+	case VMEM_ERR_FREE_XALLOC:
+		vmem__report(
+		    info,
+		    "%s('%s', %#lx, %zu): vmem_free of a vmem_xalloc segment: free it with "
+		    "vmem_xfree",
+		    func, name, addr, size);
+		break;
+	case VMEM_ERR_XFREE_CACHED:
+		vmem__report(info,
+		             "%s('%s', %#lx, %zu): vmem_xfree of a quantum-cached segment: free it "
+		             "with vmem_free",
+		             func, name, addr, size);
+		break;
+	default:
+		vmem__report(
+		    info, "%s('%s', %#lx, %zu): bad free: %#lx %s", func, name, addr, size, addr,
+		    info->ve_seg_start != 0 ? "is free space in this arena (freed already?)"
+		                            : "was never allocated from this arena");
+		break;
+	}
 }
 
 /* Diagnose and report a free whose address the hash does not know. */
@@ -694,71 +757,29 @@ static void report_unknown_free(vmem_t *vmp, uintptr_t addr, size_t size, const 
 	                          .ve_addr = addr,
 	                          .ve_size = size};
 	char owner[VMEM_NAMELEN + 1];
-	const char *where = "was never allocated from this arena";
 	vmem_seg_t *vsp;
 
 	pthread_mutex_lock(&vmp->vm_lock);
 	vsp = vmem__seg_find(vmp, addr);
 	if (vsp != NULL && vsp->vs_type == VMEM_SEG_ALLOC) {
-		info.ve_kind = VMEM_ERR_INTERIOR_FREE;
 		info.ve_seg_start = vsp->vs_start;
 		info.ve_seg_size = vsp->u.a.vs_asize;
+		/* An object of a quantum-cache slab, given to vmem_xfree? */
+		info.ve_kind = (vsp->vs_flags & VMEM_SEGF_SLAB) && strcmp(func, "vmem_xfree") == 0
+		                   ? VMEM_ERR_XFREE_CACHED
+		                   : VMEM_ERR_INTERIOR_FREE;
+		if (vmem_debug)
+			vmem__dbg_describe_seg(vsp, &info);
 	} else if (vsp != NULL) {
-		where = "is free space in this arena (freed already?)";
+		info.ve_seg_start = vsp->vs_start; /* free space: "freed already?" */
 	}
 	pthread_mutex_unlock(&vmp->vm_lock);
-	if (vsp == NULL && find_owner(vmp, addr, owner, &info.ve_seg_size)) {
+	if (vsp == NULL && find_owner(vmp, addr, owner, &info)) {
 		info.ve_kind = VMEM_ERR_WRONG_ARENA;
 		info.ve_seg_start = addr;
 		info.ve_seg_arena = owner;
 	}
-	if (vmem_debug)
-		vmem__dbg_classify(vmp, &info);
-
-	switch (info.ve_kind) {
-	case VMEM_ERR_INTERIOR_FREE:
-		vmem__report(&info,
-		             "%s('%s', %#lx, %zu): free of an address inside a segment: %#lx is "
-		             "%#lx+%#lx, a segment of size %zu",
-		             func, vmp->vm_name, (unsigned long)addr, size, (unsigned long)addr,
-		             (unsigned long)info.ve_seg_start,
-		             (unsigned long)(addr - info.ve_seg_start), info.ve_seg_size);
-		break;
-	case VMEM_ERR_WRONG_ARENA:
-		vmem__report(&info,
-		             "%s('%s', %#lx, %zu): free to the wrong arena: %#lx was allocated "
-		             "from arena '%s' (size %zu)",
-		             func, vmp->vm_name, (unsigned long)addr, size, (unsigned long)addr,
-		             owner, info.ve_seg_size);
-		break;
-	case VMEM_ERR_DOUBLE_FREE:
-		vmem__report(&info, "%s('%s', %#lx, %zu): double free: %#lx was already freed",
-		             func, vmp->vm_name, (unsigned long)addr, size, (unsigned long)addr);
-		break;
-	default:
-		vmem__report(&info, "%s('%s', %#lx, %zu): bad free: %#lx %s", func, vmp->vm_name,
-		             (unsigned long)addr, size, (unsigned long)addr, where);
-		break;
-	}
-}
-
-static void report_size_mismatch(vmem_t *vmp, uintptr_t addr, size_t size, size_t asize,
-                                 const char *func)
-{
-	vmem_error_info_t info = {.ve_kind = VMEM_ERR_SIZE_MISMATCH,
-	                          .ve_func = func,
-	                          .ve_arena = vmp,
-	                          .ve_arena_name = vmp->vm_name,
-	                          .ve_addr = addr,
-	                          .ve_size = size,
-	                          .ve_seg_start = addr,
-	                          .ve_seg_size = asize};
-
-	vmem__report(&info,
-	             "%s('%s', %#lx, %zu): size mismatch: segment %#lx was allocated with size "
-	             "%zu, freed with size %zu",
-	             func, vmp->vm_name, (unsigned long)addr, size, (unsigned long)addr, asize,
-	             size);
+	vmem__report_free_error(vmp, &info);
 }
 
 static bool size_matches(const vmem_t *vmp, const vmem_seg_t *vsp, size_t size)
@@ -775,7 +796,7 @@ static void xfree_impl(vmem_t *vmp, uintptr_t addr, size_t size, const char *fun
 {
 	vmem_seg_t **linkp, *vsp, *fsp;
 	uintptr_t span_start = 0;
-	size_t span_size = 0, asize;
+	size_t span_size = 0;
 	bool give_back = false;
 
 	pthread_mutex_lock(&vmp->vm_lock);
@@ -786,15 +807,27 @@ static void xfree_impl(vmem_t *vmp, uintptr_t addr, size_t size, const char *fun
 		return;
 	}
 	vsp = *linkp;
-	if (!size_matches(vmp, vsp, size)) {
-		asize = vsp->u.a.vs_asize;
+	if (!size_matches(vmp, vsp, size) || (vmem_debug && !vmem__dbg_free_allowed(vsp, func))) {
+		vmem_error_info_t info = {.ve_kind = size_matches(vmp, vsp, size)
+		                                         ? VMEM_ERR_FREE_XALLOC
+		                                         : VMEM_ERR_SIZE_MISMATCH,
+		                          .ve_func = func,
+		                          .ve_arena = vmp,
+		                          .ve_arena_name = vmp->vm_name,
+		                          .ve_addr = addr,
+		                          .ve_size = size,
+		                          .ve_seg_start = addr,
+		                          .ve_seg_size = vsp->u.a.vs_asize};
+
+		if (vmem_debug)
+			vmem__dbg_describe_seg(vsp, &info);
 		pthread_mutex_unlock(&vmp->vm_lock);
-		report_size_mismatch(vmp, addr, size, asize, func);
+		vmem__report_free_error(vmp, &info);
 		return;
 	}
 	vmem__hash_remove(vmp, linkp);
 	if (vmem_debug)
-		vmem__dbg_on_free(vmp, vsp, size);
+		vmem__dbg_on_free(vmp, vsp, size, func);
 	fsp = vmem__release(vmp, vsp);
 	freed_locked(vmp);
 	if (span_returnable(vmp, fsp)) {
@@ -862,7 +895,7 @@ void vmem__free_cached_object(vmem_t *vmp, uintptr_t addr, size_t size, struct v
 		pthread_mutex_lock(&qc->qc_slab_lock);
 		qc->qc_direct_out--;
 		pthread_mutex_unlock(&qc->qc_slab_lock);
-	} else if (found && (flags & VMEM_SEGF_XALLOC)) {
+	} else if (found && (flags & VMEM_SEGF_XALLOC) && !vmem_debug) {
 		vmem_error_info_t info = {.ve_kind = VMEM_ERR_FREE_XALLOC,
 		                          .ve_func = "vmem_free",
 		                          .ve_arena = vmp,
@@ -889,11 +922,13 @@ void vmem__xfree(vmem_t *vmp, uintptr_t addr, size_t size, const char *func)
 
 void vmem_free(vmem_t *vmp, void *vaddr, size_t size)
 {
+	VMEM_API_SCOPE();
 	vmem__free(vmp, (uintptr_t)vaddr, size, "vmem_free");
 }
 
 void vmem_xfree(vmem_t *vmp, void *vaddr, size_t size)
 {
+	VMEM_API_SCOPE();
 	vmem__xfree(vmp, (uintptr_t)vaddr, size, "vmem_xfree");
 }
 
@@ -1246,7 +1281,7 @@ vmem_t *vmem__create(const vmem_create_args_t *a)
 	vmp->vm_seg0.vs_anext = vmp->vm_seg0.vs_aprev = &vmp->vm_seg0;
 	vmp->vm_seg0.vs_type = VMEM_SEG_SPAN;
 	vmp->vm_seg0.vs_flags = VMEM_SEGF_ANCHOR;
-	vmem_avl_init(&vmp->vm_spans, NULL);
+	vmem__avl_init(&vmp->vm_spans, NULL);
 	vmem__hash_init(vmp);
 
 	if (a->ca_size != 0) {
@@ -1400,6 +1435,8 @@ static void vmem_destroy_unlisted(vmem_t *vmp)
 	vmem_seg_t *vsp, *next, *give = NULL;
 	uint64_t nleaked = 0, bleaked = 0;
 
+	if (vmem_debug)
+		vmem__dbg_leak_report_destroy(vmp); /* grouped by stack, before the caches go */
 	if (vmp->vm_nqcache != 0)
 		atomic_fetch_sub(&cached_arenas, 1);
 	vmem__qc_destroy(vmp, &nleaked, &bleaked);
@@ -1428,14 +1465,10 @@ static void vmem_destroy_unlisted(vmem_t *vmp)
 		                          .ve_count = nleaked,
 		                          .ve_bytes = bleaked};
 
-		if (vmem_debug)
-			vmem__dbg_arena_fini(vmp); /* the debug layer's leak report */
 		vmem__report(&info, "vmem_destroy('%s'): leaked %llu %s in %llu segment%s",
 		             vmp->vm_name, (unsigned long long)bleaked,
 		             (vmp->vm_cflags & VMC_IDENTIFIER) ? "identifiers" : "bytes",
 		             (unsigned long long)nleaked, nleaked == 1 ? "" : "s");
-	} else if (vmem_debug) {
-		vmem__dbg_arena_fini(vmp);
 	}
 	while (give != NULL) {
 		vsp = give;

@@ -274,6 +274,36 @@ void vmem__report(vmem_error_info_t *info, const char *fmt, ...)
 void vmem__write_line(const char *msg);
 _Noreturn void vmem__panic(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
+/*
+ * Every public entry point that allocates or frees opens an API scope: the
+ * debug layer records the caller's return address and captures the stack
+ * once, at the outermost entry (compiled away in the fast library).
+ */
+typedef struct vmem_api_scope {
+	char vas_unused;
+} vmem_api_scope_t;
+
+void vmem__dbg_api_enter(void *ra);
+void vmem__dbg_api_leave(void);
+
+static inline vmem_api_scope_t vmem__api_enter(void *ra)
+{
+	if (vmem_debug)
+		vmem__dbg_api_enter(ra);
+	return (vmem_api_scope_t){0};
+}
+
+static inline void vmem__api_leave(vmem_api_scope_t *s)
+{
+	(void)s;
+	if (vmem_debug)
+		vmem__dbg_api_leave();
+}
+
+#define VMEM_API_SCOPE()                                                                           \
+	vmem_api_scope_t vmem_api_scope_ __attribute__((cleanup(vmem__api_leave), unused)) =       \
+	    vmem__api_enter(__builtin_return_address(0))
+
 /* ---- vmem.c ----------------------------------------------------------- */
 typedef struct vmem_create_args {
 	const char *ca_name;
@@ -313,6 +343,8 @@ void vmem__free_seg(vmem_t *vmp, uintptr_t addr, size_t size);
 /* An object of a quantum cache that no slab owns: free it in the arena. */
 struct vmem_qcache;
 void vmem__free_cached_object(vmem_t *vmp, uintptr_t addr, size_t size, struct vmem_qcache *qc);
+/* Format and report a refused free (info: kind, addresses, sizes filled in). */
+void vmem__report_free_error(vmem_t *vmp, vmem_error_info_t *info);
 /* Replace the import and release functions (the BSD vmem_set_import). */
 void vmem__set_import(vmem_t *vmp, vmem_import_fn *import, vmem_release_fn *release, void *cbarg,
                       size_t import_quantum);

@@ -57,7 +57,7 @@ static void insert(vmem_avl_tree_t *t, item_t *it)
 		c = c->an_child[dir];
 	}
 	it->maxval = it->val;
-	vmem_avl_insert_at(t, p, dir, &it->node);
+	vmem__avl_insert_at(t, p, dir, &it->node);
 	it->in = 1;
 }
 
@@ -88,7 +88,7 @@ static void test_random_ops(void **state)
 
 	(void)state;
 	srandom(12345);
-	vmem_avl_init(&t, aug);
+	vmem__avl_init(&t, aug);
 	for (int i = 0; i < N; i++) {
 		items[i].key = (uint64_t)i * 7 + 3; /* distinct keys */
 		items[i].in = 0;
@@ -102,15 +102,15 @@ static void test_random_ops(void **state)
 			insert(&t, it);
 			count++;
 		} else if (it->in && what == 0) {
-			vmem_avl_remove(&t, &it->node);
+			vmem__avl_remove(&t, &it->node);
 			it->in = 0;
 			count--;
 		} else if (it->in) {
 			it->val = (uint64_t)random() % 100000;
-			vmem_avl_update(&t, &it->node, aug_changed);
+			vmem__avl_update(&t, &it->node, aug_changed);
 		}
 		if (op % 97 == 0 || op < 200) {
-			assert_true(vmem_avl_verify(&t, cmp));
+			assert_true(vmem__avl_verify(&t, cmp));
 			check_aug(t.at_root);
 		}
 		assert_int_equal(t.at_count, count);
@@ -121,22 +121,22 @@ static void test_random_ops(void **state)
 		vmem_avl_node_t *n;
 		uint64_t prev = 0;
 
-		for (n = vmem_avl_first(&t); n; n = vmem_avl_next(n)) {
+		for (n = vmem__avl_first(&t); n; n = vmem__avl_next(n)) {
 			assert_true(seen == 0 || ITEM(n)->key > prev);
 			prev = ITEM(n)->key;
 			seen++;
 		}
 		assert_int_equal(seen, count);
 		seen = 0;
-		for (n = vmem_avl_last(&t); n; n = vmem_avl_prev(n))
+		for (n = vmem__avl_last(&t); n; n = vmem__avl_prev(n))
 			seen++;
 		assert_int_equal(seen, count);
 	}
 	/* Drain. */
 	for (int i = 0; i < N; i++) {
 		if (items[i].in) {
-			vmem_avl_remove(&t, &items[i].node);
-			assert_true(vmem_avl_verify(&t, cmp));
+			vmem__avl_remove(&t, &items[i].node);
+			assert_true(vmem__avl_verify(&t, cmp));
 		}
 	}
 	assert_null(t.at_root);
@@ -149,12 +149,12 @@ static void test_sequential(void **state)
 	vmem_avl_tree_t t;
 
 	(void)state;
-	vmem_avl_init(&t, NULL);
+	vmem__avl_init(&t, NULL);
 	for (int i = 0; i < N; i++) {
 		items[i].key = (uint64_t)i;
 		insert(&t, &items[i]);
 	}
-	assert_true(vmem_avl_verify(&t, cmp));
+	assert_true(vmem__avl_verify(&t, cmp));
 	/* A balanced tree of 4096 nodes: the leftmost path is short. */
 	{
 		int depth = 0;
@@ -167,8 +167,8 @@ static void test_sequential(void **state)
 		assert_true(depth <= 18);
 	}
 	for (int i = N - 1; i >= 0; i -= 2)
-		vmem_avl_remove(&t, &items[i].node);
-	assert_true(vmem_avl_verify(&t, cmp));
+		vmem__avl_remove(&t, &items[i].node);
+	assert_true(vmem__avl_verify(&t, cmp));
 	assert_int_equal(t.at_count, N / 2);
 }
 
