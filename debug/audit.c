@@ -148,3 +148,16 @@ void vmem__dbg_classify(vmem_t *vmp, vmem_error_info_t *info)
 		}
 	}
 }
+
+uint32_t vmem__dbg_qc_audit(void *audit, unsigned obj, uint64_t *tid, uint64_t *time)
+{
+	const vmem_qaudit_t *a = (const vmem_qaudit_t *)audit + obj;
+
+	if (audit == NULL) {
+		*tid = *time = 0;
+		return 0;
+	}
+	*tid = a->qa_alloc_tid;
+	*time = a->qa_alloc_time;
+	return a->qa_alloc_stack;
+}

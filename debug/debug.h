@@ -55,6 +55,15 @@ void vmem__dbg_before_abort(const vmem_error_info_t *info);
  * the arena is off every list and no longer used by anyone). */
 void vmem__dbg_leak_report_destroy(vmem_t *vmp);
 
+/* ---- snapshots (every arena locked; the writer's pass may count or write) ---- */
+struct vmem_snapw;
+/* Every stack of the depot as STACK records (ascending ids). */
+void vmem__dbg_snap_stacks(struct vmem_snapw *w);
+/* The transaction log as TXLOG records, oldest first. */
+void vmem__dbg_snap_log(struct vmem_snapw *w);
+/* Object obj's audit: its stack id, thread and time (0s if none). */
+uint32_t vmem__dbg_qc_audit(void *audit, unsigned obj, uint64_t *tid, uint64_t *time);
+
 /* ---- public debug API backends ---- */
 int vmem__dbg_set_log_size(size_t entries);
 int vmem__dbg_set_stack_depth(int depth);

@@ -8,6 +8,11 @@
 
 #include <errno.h>
 
+#include <vmem_root.h>
+
+/* No debug state in this library (vmem_debug_root.vr_dbg is 0). */
+const vmem_root_debug_t vmem__dbg_root_part;
+
 void vmem__dbg_api_enter(void *ra)
 {
 	(void)ra;
@@ -125,4 +130,22 @@ int vmem__dbg_leak_report(vmem_t *vmp, int fd, int flags)
 	(void)flags;
 	errno = ENOTSUP;
 	return -1;
+}
+
+void vmem__dbg_snap_stacks(struct vmem_snapw *w)
+{
+	(void)w;
+}
+
+void vmem__dbg_snap_log(struct vmem_snapw *w)
+{
+	(void)w;
+}
+
+uint32_t vmem__dbg_qc_audit(void *audit, unsigned obj, uint64_t *tid, uint64_t *time)
+{
+	(void)audit;
+	(void)obj;
+	*tid = *time = 0;
+	return 0;
 }

@@ -23,6 +23,8 @@
 
 #include "dbg_impl.h"
 
+#include <vmem_root.h>
+
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -50,6 +52,21 @@ static stack_rec_t **depot_hash;
 static stack_rec_t **depot_byid; /* [id - 1] */
 static uint32_t depot_count, depot_cap;
 static char *bump, *bump_end;
+
+/* Where a debugger finds the depot and the log (see vmem_root.h). */
+extern vmem_txrec_t *vmem__dbg_log_recs;
+extern size_t vmem__dbg_log_size;
+extern uint64_t vmem__dbg_log_seq;
+const vmem_root_debug_t vmem__dbg_root_part = {
+    .rd_depot_byid = (uint64_t)(uintptr_t)&depot_byid,
+    .rd_depot_count = (uint64_t)(uintptr_t)&depot_count,
+    .rd_stack_depth = offsetof(stack_rec_t, sr_depth),
+    .rd_stack_pc = offsetof(stack_rec_t, sr_pc),
+    .rd_log_recs = (uint64_t)(uintptr_t)&vmem__dbg_log_recs,
+    .rd_log_size = (uint64_t)(uintptr_t)&vmem__dbg_log_size,
+    .rd_log_seq = (uint64_t)(uintptr_t)&vmem__dbg_log_seq,
+    .rd_txrec_size = sizeof(vmem_txrec_t),
+};
 
 /* The thread's API context. */
 static __thread struct {
@@ -250,4 +267,22 @@ uint32_t vmem__stack_current(void)
 		return ctx.stack;
 	vmem__dbg_init();
 	return capture_from(NULL);
+}
+
+void vmem__dbg_snap_stacks(struct vmem_snapw *w)
+{
+	pthread_mutex_lock(&depot_lock);
+	for (uint32_t id = 1; id <= depot_count; id++) {
+		const stack_rec_t *r = depot_byid[id - 1];
+		uint32_t hdr[2] = {id, r->sr_depth};
+
+		vmem__snapw_put(w, hdr, sizeof(hdr));
+		for (uint32_t i = 0; i < r->sr_depth; i++) {
+			uint64_t pc = r->sr_pc[i];
+
+			vmem__snapw_put(w, &pc, sizeof(pc));
+		}
+		vmem__snapw_record(w);
+	}
+	pthread_mutex_unlock(&depot_lock);
 }

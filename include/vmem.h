@@ -264,6 +264,46 @@ typedef struct vmem_qcache_kstat {
 /* Counters of cache i (0 <= i < vmem_qcache_count()); 0, or -1 with EINVAL. */
 int vmem_qcache_kstat(vmem_t *vmp, unsigned i, vmem_qcache_kstat_t *ks);
 
+/*
+ * Arenas in tree order: each arena without a source (in creation order),
+ * then depth-first the arenas importing from it.  fn returns non-zero to
+ * stop.  fn must not create or destroy arenas (the arena list is locked);
+ * it may call vmem_kstat() and the like.
+ */
+typedef struct vmem_arena_info {
+	vmem_t *vai_arena;
+	uint32_t vai_id;
+	uint32_t vai_source_id; /* 0: no source */
+	int vai_depth;          /* 0 for an arena without a source */
+	int vai_cflags;         /* VMC_* */
+	size_t vai_quantum;
+	const char *vai_name;
+} vmem_arena_info_t;
+int vmem_arena_foreach(int (*fn)(const vmem_arena_info_t *info, void *arg), void *arg);
+
+/*
+ * Every counter of every arena, cache and error kind, in the kstat(1M)
+ * parseable form "vmem:<id>:<name>:<statistic>\t<value>" (caches appear under
+ * their arena's id with their own name, error counts as vmem:0:errors:<kind>),
+ * or with VMEM_KSTAT_JSON as one JSON object.  0, or -1 with errno.
+ */
+#define VMEM_KSTAT_JSON 1
+int vmem_kstat_print(int fd, int flags);
+
+/*
+ * Snapshots (docs/snapshot-format.md): the arena tree, every span and
+ * segment (with its audit record in libvmem-debug), the caches, the stacks,
+ * the transaction log, the metadata regions and the loaded objects, taken
+ * consistently (every arena locked) and written without malloc.  The path
+ * form writes PATH.tmp and renames it.  0, or -1 with errno.
+ * Also written: at exit when VMEM_SNAPSHOT=path is set; before an abort on
+ * a fatal error (to VMEM_SNAPSHOT); and when the signal named by
+ * VMEM_SNAPSHOT_SIGNAL (e.g. USR1) arrives (to VMEM_SNAPSHOT, default
+ * vmem-<pid>.vsnap; the handler only wakes a thread that writes it).
+ */
+int vmem_snapshot_write(const char *path);
+int vmem_snapshot_write_fd(int fd);
+
 /* The arena's name, as stored (possibly truncated). */
 const char *vmem_name(const vmem_t *vmp);
 

@@ -38,7 +38,8 @@ static const char *const kind_names[VMEM_ERR_NKINDS] = {
 static pthread_once_t policy_once = PTHREAD_ONCE_INIT;
 static _Atomic int policy = VMEM_ERRORS_ABORT;
 static _Atomic uint64_t error_count;
-static _Atomic uint64_t kind_count[VMEM_ERR_NKINDS];
+/* Reports by kind (the root points here, for debuggers). */
+_Atomic uint64_t vmem__error_kind_counts[VMEM_ERR_NKINDS];
 static pthread_mutex_t handler_lock = PTHREAD_MUTEX_INITIALIZER;
 static vmem_error_handler_t *handler;
 static void *handler_arg;
@@ -86,7 +87,7 @@ uint64_t vmem_error_count_kind(vmem_error_kind_t kind)
 {
 	if (kind <= 0 || kind >= VMEM_ERR_NKINDS)
 		return 0;
-	return atomic_load(&kind_count[kind]);
+	return atomic_load(&vmem__error_kind_counts[kind]);
 }
 
 /* ---- the debug library's controls (ENOTSUP in the fast library) ---- */
@@ -155,7 +156,7 @@ void vmem__report(vmem_error_info_t *info, const char *fmt, ...)
 	if (info->ve_kind != VMEM_ERR_LEAK)
 		atomic_fetch_add(&error_count, 1);
 	if (info->ve_kind > 0 && info->ve_kind < VMEM_ERR_NKINDS)
-		atomic_fetch_add(&kind_count[info->ve_kind], 1);
+		atomic_fetch_add(&vmem__error_kind_counts[info->ve_kind], 1);
 
 	pthread_mutex_lock(&handler_lock);
 	h = handler;
@@ -172,6 +173,7 @@ void vmem__report(vmem_error_info_t *info, const char *fmt, ...)
 	    (info->ve_kind != VMEM_ERR_LEAK && vmem_get_error_policy() == VMEM_ERRORS_ABORT)) {
 		if (vmem_debug)
 			vmem__dbg_before_abort(info);
+		vmem__snapshot_on_fatal();
 		abort();
 	}
 	errno = saved;

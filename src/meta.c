@@ -12,7 +12,8 @@
 #define POOL_MAX_MAP   (4 * 1024 * 1024)
 
 static pthread_mutex_t region_lock = PTHREAD_MUTEX_INITIALIZER;
-static vmem_meta_region_t *region_head;
+/* Head of the list of every metadata mapping (the root points here). */
+vmem_meta_region_t *vmem__meta_region_head_var;
 static size_t mapped_by_kind[VMEM_META_OTHER + 1];
 
 /* Fault injection state: mappings to let through, then mappings to refuse. */
@@ -86,10 +87,10 @@ void *vmem__meta_map(size_t size, vmem_meta_kind_t kind)
 	r->mr_kind = (uint32_t)kind;
 	pthread_mutex_lock(&region_lock);
 	r->mr_prev = NULL;
-	r->mr_next = region_head;
-	if (region_head != NULL)
-		region_head->mr_prev = r;
-	region_head = r;
+	r->mr_next = vmem__meta_region_head_var;
+	if (vmem__meta_region_head_var != NULL)
+		vmem__meta_region_head_var->mr_prev = r;
+	vmem__meta_region_head_var = r;
 	mapped_by_kind[kind] += total;
 	pthread_mutex_unlock(&region_lock);
 	return (char *)r + VMEM_META_HDRSIZE;
@@ -106,7 +107,7 @@ void vmem__meta_unmap(void *usable)
 	if (r->mr_prev != NULL)
 		r->mr_prev->mr_next = r->mr_next;
 	else
-		region_head = r->mr_next;
+		vmem__meta_region_head_var = r->mr_next;
 	if (r->mr_next != NULL)
 		r->mr_next->mr_prev = r->mr_prev;
 	mapped_by_kind[r->mr_kind] -= r->mr_size;
@@ -199,14 +200,14 @@ void vmem__meta_foreach(void (*fn)(const vmem_meta_region_t *, void *), void *ar
 	vmem_meta_region_t *r;
 
 	pthread_mutex_lock(&region_lock);
-	for (r = region_head; r != NULL; r = r->mr_next)
+	for (r = vmem__meta_region_head_var; r != NULL; r = r->mr_next)
 		fn(r, arg);
 	pthread_mutex_unlock(&region_lock);
 }
 
 vmem_meta_region_t **vmem__meta_region_head(void)
 {
-	return &region_head;
+	return &vmem__meta_region_head_var;
 }
 
 size_t vmem__meta_mapped(vmem_meta_kind_t kind)

@@ -83,6 +83,7 @@ void vmem__pool_put_batch(vmem_pool_t *pool, void *list, void *tail, size_t n);
 void vmem__meta_foreach(void (*fn)(const vmem_meta_region_t *, void *), void *arg);
 /* Head of the region list, for the inspector's root. */
 vmem_meta_region_t **vmem__meta_region_head(void);
+extern vmem_meta_region_t *vmem__meta_region_head_var;
 /* Bytes of metadata mapped, by kind (0 = all kinds). */
 size_t vmem__meta_mapped(vmem_meta_kind_t kind);
 

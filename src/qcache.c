@@ -514,6 +514,17 @@ void vmem__qc_free_slow(vmem_qcache_t *qc, vmem_tc_entry_t *e, bool entered, boo
 
 /* ---- the debug library's paths ---------------------------------------------------------- */
 
+/*
+ * Operations that no thread entry counts (the debug library has no
+ * magazines) go to the cache's shared counters, under the depot lock.
+ */
+static void count_shared(vmem_qcache_t *qc, uint64_t *counter)
+{
+	pthread_mutex_lock(&qc->qc_depot_lock);
+	(*counter)++;
+	pthread_mutex_unlock(&qc->qc_depot_lock);
+}
+
 /* One object from the slabs, with its slab and index (qc_slab_lock held). */
 static bool slab_take_one_locked(vmem_qcache_t *qc, uintptr_t *addrp, vmem_slab_t **slp,
                                  unsigned *objp)
@@ -537,6 +548,7 @@ int vmem__qc_alloc_debug(vmem_qcache_t *qc, int vmflag, uintptr_t *addrp)
 			if (sl->sl_audit != NULL)
 				vmem__dbg_qc_on_alloc(qc, sl->sl_audit, obj, *addrp);
 			pthread_mutex_unlock(&qc->qc_slab_lock);
+			count_shared(qc, &qc->qc_dead_alloc);
 			return 0;
 		}
 		pthread_mutex_unlock(&qc->qc_slab_lock);
@@ -575,6 +587,7 @@ void vmem__qc_free_debug(vmem_qcache_t *qc, uintptr_t addr)
 			vmem__dbg_qc_on_free(qc, sl->sl_audit, obj, addr);
 		(void)slab_give_locked(qc, sl, addr);
 		pthread_mutex_unlock(&qc->qc_slab_lock);
+		count_shared(qc, &qc->qc_dead_free);
 		(void)slabs_release(qc, VMEM_QC_KEEP_SLAB);
 		return;
 	}
@@ -792,6 +805,29 @@ vmem_qcache_t *vmem__qc_of_slab(vmem_t *vmp, uintptr_t addr, vmem_slab_t **slabp
 	return NULL;
 }
 
+bool vmem__qc_slab_info(vmem_t *vmp, uintptr_t base, size_t *objsize, unsigned *nobj,
+			uint64_t *freemap, void **audit, uintptr_t *slabaddr)
+{
+	for (int i = 0; i < vmp->vm_nqcache; i++) {
+		vmem_qcache_t *qc = vmp->vm_qcache[i];
+		vmem_slab_t *sl;
+
+		pthread_mutex_lock(&qc->qc_slab_lock);
+		sl = slab_lookup_locked(qc, base);
+		if (sl != NULL && sl->sl_base == base) {
+			*objsize = qc->qc_objsize;
+			*nobj = qc->qc_nobj;
+			*freemap = sl->sl_freemap;
+			*audit = sl->sl_audit;
+			*slabaddr = (uintptr_t)sl;
+			pthread_mutex_unlock(&qc->qc_slab_lock);
+			return true;
+		}
+		pthread_mutex_unlock(&qc->qc_slab_lock);
+	}
+	return false;
+}
+
 bool vmem__qc_slab_state(vmem_t *vmp, uintptr_t base, size_t *objsize, unsigned *nobj,
                          uint64_t *freemap)
 {
@@ -826,26 +862,19 @@ unsigned vmem_qcache_count(const vmem_t *vmp)
 	return vmp != NULL ? (unsigned)vmp->vm_nqcache : 0;
 }
 
-int vmem_qcache_kstat(vmem_t *vmp, unsigned i, vmem_qcache_kstat_t *ks)
+void vmem__qc_kstat_shared(vmem_qcache_t *qc, vmem_qcache_kstat_t *ks)
 {
-	vmem_qcache_t *qc;
-	uint64_t a, f, am, fm, rounds;
+	uint64_t rounds = 0;
 
-	if (vmp == NULL || ks == NULL || i >= (unsigned)vmp->vm_nqcache) {
-		errno = EINVAL;
-		return -1;
-	}
-	qc = vmp->vm_qcache[i];
 	memset(ks, 0, sizeof(*ks));
 	snprintf(ks->qk_name, sizeof(ks->qk_name), "%s", qc->qc_name);
 	ks->qk_objsize = qc->qc_objsize;
 	ks->qk_slabsize = qc->qc_slabsize;
-	vmem__tc_sum(qc, &a, &f, &am, &fm, &rounds);
 	pthread_mutex_lock(&qc->qc_depot_lock);
-	ks->qk_alloc = a + qc->qc_dead_alloc;
-	ks->qk_free = f + qc->qc_dead_free;
-	ks->qk_alloc_miss = am + qc->qc_dead_alloc_miss;
-	ks->qk_free_miss = fm + qc->qc_dead_free_miss;
+	ks->qk_alloc = qc->qc_dead_alloc;
+	ks->qk_free = qc->qc_dead_free;
+	ks->qk_alloc_miss = qc->qc_dead_alloc_miss;
+	ks->qk_free_miss = qc->qc_dead_free_miss;
 	ks->qk_depot_alloc = qc->qc_depot_alloc;
 	ks->qk_depot_free = qc->qc_depot_free;
 	ks->qk_depot_contention = qc->qc_depot_contention;
@@ -863,5 +892,22 @@ int vmem_qcache_kstat(vmem_t *vmp, unsigned i, vmem_qcache_kstat_t *ks)
 	ks->qk_direct = qc->qc_direct;
 	ks->qk_reaps = qc->qc_reaps;
 	pthread_mutex_unlock(&qc->qc_slab_lock);
+}
+
+int vmem_qcache_kstat(vmem_t *vmp, unsigned i, vmem_qcache_kstat_t *ks)
+{
+	uint64_t a, f, am, fm, rounds;
+
+	if (vmp == NULL || ks == NULL || i >= (unsigned)vmp->vm_nqcache) {
+		errno = EINVAL;
+		return -1;
+	}
+	vmem__tc_sum(vmp->vm_qcache[i], &a, &f, &am, &fm, &rounds);
+	vmem__qc_kstat_shared(vmp->vm_qcache[i], ks);
+	ks->qk_alloc += a;
+	ks->qk_free += f;
+	ks->qk_alloc_miss += am;
+	ks->qk_free_miss += fm;
+	ks->qk_mag_rounds += rounds;
 	return 0;
 }

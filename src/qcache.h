@@ -66,7 +66,8 @@ typedef struct vmem_qcache {
 	uint64_t qc_direct_out;   /* ... and not yet freed */
 	uint64_t qc_reaps;
 
-	/* Counters folded in from threads that exited (under qc_depot_lock). */
+	/* Counters of threads that exited, and (debug) of operations without
+	 * magazines, under qc_depot_lock. */
 	uint64_t qc_dead_alloc, qc_dead_free, qc_dead_alloc_miss, qc_dead_free_miss;
 } vmem_qcache_t;
 
@@ -111,6 +112,12 @@ uint64_t vmem__qc_cached_bytes(vmem_t *vmp);
 bool vmem__qc_reap(vmem_t *vmp, bool full);
 vmem_qcache_t *vmem__qc_of_slab(vmem_t *vmp, uintptr_t addr, vmem_slab_t **slabp);
 /* The object size, count and free map of the slab starting at base. */
+/* The slab at base: object size and count, free map, audit array (debug) and
+ * the slab record's address; slab locks taken. */
+bool vmem__qc_slab_info(vmem_t *vmp, uintptr_t base, size_t *objsize, unsigned *nobj,
+			uint64_t *freemap, void **audit, uintptr_t *slabaddr);
+/* Fill ks from the cache's depot and slab state (not the threads'). */
+void vmem__qc_kstat_shared(vmem_qcache_t *qc, vmem_qcache_kstat_t *ks);
 bool vmem__qc_slab_state(vmem_t *vmp, uintptr_t base, size_t *objsize, unsigned *nobj,
                          uint64_t *freemap);
 
@@ -123,6 +130,11 @@ void vmem__tc_purge(vmem_qcache_t *qc, bool forget);
 /* Sum the per-thread counters and magazine contents for qc. */
 void vmem__tc_sum(vmem_qcache_t *qc, uint64_t *alloc, uint64_t *free, uint64_t *alloc_miss,
                   uint64_t *free_miss, uint64_t *rounds);
+/* Call fn with every live thread entry's counters (alloc, free, alloc_miss,
+ * free_miss), under the registry lock: fn must take no lock. */
+void vmem__tc_sum_all(void (*fn)(const vmem_qcache_t *qc, uint32_t gen, const uint64_t sums[4],
+				 void *arg),
+		      void *arg);
 uint32_t vmem__qc_id_get(uint32_t *gen);
 void vmem__qc_id_put(uint32_t id);
 

@@ -271,6 +271,30 @@ void vmem__tc_sum(vmem_qcache_t *qc, uint64_t *alloc, uint64_t *free, uint64_t *
 	pthread_mutex_unlock(&registry_lock);
 }
 
+void vmem__tc_sum_all(void (*fn)(const vmem_qcache_t *qc, uint32_t gen, const uint64_t sums[4],
+				 void *arg),
+		      void *arg)
+{
+	vmem_tcache_t *tc;
+
+	pthread_mutex_lock(&registry_lock);
+	for (tc = registry; tc != NULL; tc = tc->tc_next) {
+		for (uint32_t i = 0; i < tc->tc_nentries; i++) {
+			vmem_tc_entry_t *e = &tc->tc_entry[i];
+			uint64_t sums[4];
+
+			if (e->te_qc == NULL)
+				continue;
+			sums[0] = atomic_load_explicit(&e->te_alloc, memory_order_relaxed);
+			sums[1] = atomic_load_explicit(&e->te_free, memory_order_relaxed);
+			sums[2] = atomic_load_explicit(&e->te_alloc_miss, memory_order_relaxed);
+			sums[3] = atomic_load_explicit(&e->te_free_miss, memory_order_relaxed);
+			fn(e->te_qc, e->te_gen, sums, arg);
+		}
+	}
+	pthread_mutex_unlock(&registry_lock);
+}
+
 /* Thread exit: give every magazine back and leave the registry. */
 static void tc_exit(void *arg)
 {

@@ -268,10 +268,19 @@ vmem_seg_t *vmem__fit(vmem_t *vmp, const vmem_req_t *r, uintptr_t *addrp);
 bool vmem__req_unconstrained(const vmem_t *vmp, const vmem_req_t *r);
 size_t vmem__guaranteed_size(const vmem_t *vmp, const vmem_req_t *r);
 
+/* ---- snapshot.c: the writer's record interface (for the debug layer) ---- */
+typedef struct vmem_snapw vmem_snapw_t;
+/* Append bytes to the current record. */
+void vmem__snapw_put(vmem_snapw_t *w, const void *p, size_t n);
+/* The current record is complete. */
+void vmem__snapw_record(vmem_snapw_t *w);
+
 /* ---- error.c ---------------------------------------------------------- */
 void vmem__report(vmem_error_info_t *info, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 void vmem__write_line(const char *msg);
+/* Write the VMEM_SNAPSHOT snapshot, if asked for, before a fatal abort. */
+void vmem__snapshot_on_fatal(void);
 _Noreturn void vmem__panic(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 /*
