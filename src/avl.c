@@ -10,6 +10,9 @@
  */
 #include "avl.h"
 
+/* The subtree root left by the last rotation of the current operation. */
+static __thread vmem_avl_node_t *rot_top;
+
 static inline int bal(const vmem_avl_node_t *n)
 {
 	return (int)(n->an_pb & 3) - 1;
@@ -68,6 +71,7 @@ static void rotate(vmem_avl_tree_t *t, vmem_avl_node_t *x, int d)
 		t->at_augment(x);
 		t->at_augment(c);
 	}
+	rot_top = c;
 }
 
 /*
@@ -90,12 +94,30 @@ static vmem_avl_node_t *rotate_double(vmem_avl_tree_t *t, vmem_avl_node_t *p, in
 	return g;
 }
 
-static void augment_to_root(vmem_avl_tree_t *t, vmem_avl_node_t *n)
+/*
+ * Recompute n and its ancestors.  Every node up to the last rotation and up
+ * to `must` (a node that moved, or NULL), and their parents, is recomputed;
+ * strictly above both, a node whose value did not change leaves its
+ * ancestors' inputs unchanged, so the climb stops there.
+ */
+static void augment_up(vmem_avl_tree_t *t, vmem_avl_node_t *n, const vmem_avl_node_t *must)
 {
+	bool passed_rot = rot_top == NULL, passed_must = must == NULL;
+
 	if (t->at_augment == NULL)
 		return;
-	for (; n != NULL; n = vmem__avl_parent(n))
-		t->at_augment(n);
+	for (; n != NULL; n = vmem__avl_parent(n)) {
+		bool changed = t->at_augment(n);
+
+		/* The rotated and moved nodes changed whatever they say: their
+		 * new values were set before this walk, so judge from their parents. */
+		if (passed_rot && passed_must && !changed)
+			break;
+		if (n == rot_top)
+			passed_rot = true;
+		if (n == must)
+			passed_must = true;
+	}
 }
 
 void vmem__avl_insert_at(vmem_avl_tree_t *t, vmem_avl_node_t *parent, int dir,
@@ -103,6 +125,7 @@ void vmem__avl_insert_at(vmem_avl_tree_t *t, vmem_avl_node_t *parent, int dir,
 {
 	vmem_avl_node_t *x = node, *p;
 
+	rot_top = NULL;
 	node->an_child[0] = node->an_child[1] = NULL;
 	node->an_pb = (uintptr_t)parent | 1;
 	if (parent == NULL)
@@ -136,7 +159,10 @@ void vmem__avl_insert_at(vmem_avl_tree_t *t, vmem_avl_node_t *parent, int dir,
 		}
 		break;
 	}
-	augment_to_root(t, node);
+	if (t->at_augment != NULL) {
+		(void)t->at_augment(node); /* its own value, then what contains it */
+		augment_up(t, vmem__avl_parent(node), NULL);
+	}
 }
 
 static vmem_avl_node_t *leftmost(vmem_avl_node_t *n)
@@ -199,6 +225,7 @@ void vmem__avl_remove(vmem_avl_tree_t *t, vmem_avl_node_t *n)
 	vmem_avl_node_t *p, *child, *deepest;
 	int d;
 
+	rot_top = NULL;
 	t->at_count--;
 	if (n->an_child[0] != NULL && n->an_child[1] != NULL) {
 		/* Put the in-order successor s in n's place, then retrace. */
@@ -225,7 +252,7 @@ void vmem__avl_remove(vmem_avl_tree_t *t, vmem_avl_node_t *n)
 		replace_child(t, vmem__avl_parent(n), n, s);
 		deepest = p;
 		retrace_removal(t, p, d);
-		augment_to_root(t, deepest);
+		augment_up(t, deepest, s); /* s took n's place: recompute up to it */
 		return;
 	}
 
@@ -236,15 +263,13 @@ void vmem__avl_remove(vmem_avl_tree_t *t, vmem_avl_node_t *n)
 	if (child != NULL)
 		set_parent(child, p);
 	retrace_removal(t, p, d);
-	augment_to_root(t, p);
+	augment_up(t, p, NULL);
 }
 
-void vmem__avl_update(vmem_avl_tree_t *t, vmem_avl_node_t *n,
-                      vmem_avl_augment_changed_t *augment_changed)
+void vmem__avl_update(vmem_avl_tree_t *t, vmem_avl_node_t *n)
 {
-	(void)t;
 	for (; n != NULL; n = vmem__avl_parent(n)) {
-		if (!augment_changed(n))
+		if (!t->at_augment(n))
 			break;
 	}
 }

@@ -24,8 +24,11 @@ typedef struct vmem_avl_node {
 	uintptr_t an_pb;                   /* parent pointer | (balance + 1) */
 } vmem_avl_node_t;
 
-/* Recompute a node's augmented value from itself and its children. */
-typedef void vmem_avl_augment_t(vmem_avl_node_t *node);
+/*
+ * Recompute a node's augmented value from itself and its children; return
+ * whether it changed (so that updates can stop climbing early).
+ */
+typedef bool vmem_avl_augment_t(vmem_avl_node_t *node);
 
 typedef struct vmem_avl_tree {
 	vmem_avl_node_t *at_root;
@@ -64,9 +67,7 @@ void vmem__avl_remove(vmem_avl_tree_t *t, vmem_avl_node_t *node);
  * its order, or its size changed): recompute up to the root, stopping early
  * when `augment_changed` reports that a value did not change.
  */
-typedef bool vmem_avl_augment_changed_t(vmem_avl_node_t *node);
-void vmem__avl_update(vmem_avl_tree_t *t, vmem_avl_node_t *node,
-                      vmem_avl_augment_changed_t *augment_changed);
+void vmem__avl_update(vmem_avl_tree_t *t, vmem_avl_node_t *node);
 
 vmem_avl_node_t *vmem__avl_first(const vmem_avl_tree_t *t);
 vmem_avl_node_t *vmem__avl_last(const vmem_avl_tree_t *t);

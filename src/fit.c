@@ -8,7 +8,8 @@
  *   instant fit  the head of the first non-empty freelist whose every member
  *                is large enough: O(1) with the freemap.  Constrained
  *                requests use the size that guarantees a fit.
- *   best fit     the size index: the smallest free segment that fits.
+ *   best fit     the size index: the smallest free segment that fits (exact
+ *                size classes up to 1024 quanta, a tree above).
  *   first fit    the address index: the lowest-addressed segment that fits.
  *   next fit     the address index, starting at the rotor and wrapping.
  *   VM_ENDALLOC  mirrors first fit (highest address) and places the segment
@@ -19,7 +20,7 @@
 #include "vmem_impl.h"
 
 #define ASEG(n) VMEM_CONTAINER(n, vmem_seg_t, u.f.vs_anode)
-#define SSEG(n) VMEM_CONTAINER(n, vmem_seg_t, u.f.vs_snode)
+#define SSEG(n) VMEM_CONTAINER(n, vmem_seg_t, u.f.sz.vs_snode)
 
 static inline size_t maxfree(const vmem_avl_node_t *n)
 {
@@ -226,7 +227,7 @@ static vmem_seg_t *addr_scan(vmem_t *vmp, const vmem_req_t *r, size_t m, bool hi
 
 /* ---- size index queries -------------------------------------------------- */
 
-/* First node in (size, address) order with size >= m. */
+/* First node of the large-size tree, in (size, address) order, with size >= m. */
 static vmem_avl_node_t *size_lower_bound(const vmem_t *vmp, size_t m)
 {
 	vmem_avl_node_t *n = vmp->vm_free_size.at_root, *best = NULL;
@@ -242,49 +243,50 @@ static vmem_avl_node_t *size_lower_bound(const vmem_t *vmp, size_t m)
 	return best;
 }
 
-/* Last node with size exactly s (the highest-addressed of that size). */
-static vmem_avl_node_t *size_group_last(const vmem_t *vmp, size_t s)
+/* The smallest non-empty exact class >= c (1-based, in quanta), or 0. */
+static unsigned class_ceil(const vmem_sizeidx_t *si, size_t c)
 {
-	vmem_avl_node_t *n = vmp->vm_free_size.at_root, *best = NULL;
+	size_t b = c - 1, w;
+	uint64_t m;
 
-	while (n != NULL) {
-		if (SSEG(n)->vs_size <= s) {
-			if (SSEG(n)->vs_size == s)
-				best = n;
-			n = n->an_child[1];
-		} else {
-			n = n->an_child[0];
-		}
-	}
-	return best;
+	if (c == 0 || c > VMEM_SIZECLASSES)
+		return 0;
+	w = b / 64;
+	m = si->si_map[w] & (~0ULL << (b % 64));
+	if (m != 0)
+		return (unsigned)(w * 64 + (size_t)__builtin_ctzll(m) + 1);
+	m = w + 1 < 64 ? si->si_summary & (~0ULL << (w + 1)) : 0;
+	if (m == 0)
+		return 0;
+	w = (size_t)__builtin_ctzll(m);
+	return (unsigned)(w * 64 + (size_t)__builtin_ctzll(si->si_map[w]) + 1);
 }
 
 /*
- * Best fit: the smallest free segment that admits the request; among equal
- * sizes the lowest address, or with `high` the highest.
+ * Best fit: the smallest free segment that admits the request.  Small sizes
+ * come from the exact classes, smallest first, most recently freed first
+ * within a class (illumos breaks ties the same way); larger ones from the
+ * size tree, by (size, address).  Unconstrained, the first candidate fits:
+ * O(1) for small sizes, O(log n) for large ones.
  */
 static vmem_seg_t *fit_best(vmem_t *vmp, const vmem_req_t *r, bool high, uintptr_t *addrp)
 {
-	vmem_avl_node_t *n = size_lower_bound(vmp, r->rq_rsize);
+	const vmem_sizeidx_t *si = vmp->vm_sizeidx;
+	size_t c = r->rq_rsize >> vmp->vm_qshift;
+	vmem_avl_node_t *n;
+	vmem_seg_t *vsp;
 
-	if (!high) {
-		for (; n != NULL; n = vmem__avl_next(n)) {
+	for (unsigned k = class_ceil(si, c); k != 0; k = class_ceil(si, (size_t)k + 1)) {
+		for (vsp = si->si_head[k - 1]; vsp != NULL; vsp = vsp->u.f.sz.c.vs_cnext) {
 			vmp->vm_ctr.vc_search++;
-			if (vmem__seg_fit(r, SSEG(n)->vs_start, SSEG(n)->vs_size, false, addrp))
-				return SSEG(n);
+			if (vmem__seg_fit(r, vsp->vs_start, vsp->vs_size, high, addrp))
+				return vsp;
 		}
-		return NULL;
 	}
-	while (n != NULL) {
-		size_t s = SSEG(n)->vs_size;
-		vmem_avl_node_t *g = size_group_last(vmp, s), *m;
-
-		for (m = g; m != NULL && SSEG(m)->vs_size == s; m = vmem__avl_prev(m)) {
-			vmp->vm_ctr.vc_search++;
-			if (vmem__seg_fit(r, SSEG(m)->vs_start, s, true, addrp))
-				return SSEG(m);
-		}
-		n = vmem__avl_next(g);
+	for (n = size_lower_bound(vmp, r->rq_rsize); n != NULL; n = vmem__avl_next(n)) {
+		vmp->vm_ctr.vc_search++;
+		if (vmem__seg_fit(r, SSEG(n)->vs_start, SSEG(n)->vs_size, high, addrp))
+			return SSEG(n);
 	}
 	return NULL;
 }
@@ -338,9 +340,14 @@ static vmem_seg_t *fit_instant(vmem_t *vmp, const vmem_req_t *r, bool high, uint
 		if (vmem__seg_fit(r, vsp->vs_start, vsp->vs_size, high, addrp))
 			return vsp;
 	}
-	if (vmem__req_unconstrained(vmp, r) && !vmp->vm_indexed) {
+	if (vmem__req_unconstrained(vmp, r)) {
 		int n = vmem__highbit(r->rq_rsize) - 1;
 
+		/* Any fit will do: the cheapest structure there is. */
+		if (vmp->vm_idx_size)
+			return fit_best(vmp, r, high, addrp);
+		if (vmp->vm_idx_addr)
+			return addr_scan(vmp, r, r->rq_rsize, high, addrp);
 		for (vsp = vmp->vm_freelist[n]; vsp != NULL; vsp = vsp->u.f.vs_fnext) {
 			vmp->vm_ctr.vc_search++;
 			if (vsp->vs_size >= r->rq_rsize &&
@@ -349,17 +356,8 @@ static vmem_seg_t *fit_instant(vmem_t *vmp, const vmem_req_t *r, bool high, uint
 		}
 		return NULL;
 	}
-	if (!vmp->vm_indexed)
-		vmem__index_build(vmp);
-	if (vmem__req_unconstrained(vmp, r)) {
-		vmem_avl_node_t *n = size_lower_bound(vmp, r->rq_rsize);
-
-		if (n == NULL)
-			return NULL;
-		vmp->vm_ctr.vc_search++;
-		vsp = SSEG(n);
-		return vmem__seg_fit(r, vsp->vs_start, vsp->vs_size, high, addrp) ? vsp : NULL;
-	}
+	if (!vmem__index_addr(vmp))
+		return NULL;
 	/* Segments of the guaranteed size fit unless the range clips them. */
 	if (g != 0 && (vsp = addr_scan(vmp, r, g, high, addrp)) != NULL)
 		return vsp;
@@ -373,11 +371,11 @@ vmem_seg_t *vmem__fit(vmem_t *vmp, const vmem_req_t *r, uintptr_t *addrp)
 
 	if (policy == 0)
 		return fit_instant(vmp, r, high, addrp);
-	if (!vmp->vm_indexed)
-		vmem__index_build(vmp);
+	if (policy == VM_BESTFIT)
+		return vmem__index_size(vmp) ? fit_best(vmp, r, high, addrp) : NULL;
+	if (!vmem__index_addr(vmp))
+		return NULL; /* no memory for the index: as if nothing fitted */
 	if (policy == VM_NEXTFIT)
 		return fit_next(vmp, r, addrp);
-	if (policy == VM_BESTFIT)
-		return fit_best(vmp, r, high, addrp);
 	return addr_scan(vmp, r, r->rq_rsize, high, addrp);
 }

@@ -14,7 +14,7 @@
 vmem_pool_t vmem__seg_pool = VMEM_POOL_INITIALIZER("vmem_seg", sizeof(vmem_seg_t), VMEM_META_SEGS);
 
 #define ASEG(n)  VMEM_CONTAINER(n, vmem_seg_t, u.f.vs_anode)
-#define SSEG(n)  VMEM_CONTAINER(n, vmem_seg_t, u.f.vs_snode)
+#define SSEG(n)  VMEM_CONTAINER(n, vmem_seg_t, u.f.sz.vs_snode)
 #define SPSEG(n) VMEM_CONTAINER(n, vmem_seg_t, u.s.vs_spnode)
 
 /* ---- address-ordered list ------------------------------------------- */
@@ -162,11 +162,6 @@ static bool addr_augment_changed(vmem_avl_node_t *n)
 	return true;
 }
 
-static void addr_augment(vmem_avl_node_t *n)
-{
-	(void)addr_augment_changed(n);
-}
-
 static void addr_insert(vmem_t *vmp, vmem_seg_t *vsp)
 {
 	vmem_avl_node_t *parent = NULL, *cur = vmp->vm_free_addr.at_root;
@@ -189,36 +184,115 @@ static inline int size_after(const vmem_seg_t *a, const vmem_seg_t *b)
 	return a->vs_start > b->vs_start;
 }
 
+/* The exact class of a free size (1-based, in quanta), or 0 if it is large. */
+static inline unsigned size_class(const vmem_t *vmp, size_t size)
+{
+	size_t c = size >> vmp->vm_qshift;
+
+	return c <= VMEM_SIZECLASSES ? (unsigned)c : 0;
+}
+
+static void class_push(vmem_sizeidx_t *si, unsigned c, vmem_seg_t *vsp)
+{
+	vmem_seg_t *head = si->si_head[c - 1];
+
+	vsp->u.f.sz.c.vs_cprev = NULL;
+	vsp->u.f.sz.c.vs_cnext = head;
+	if (head != NULL)
+		head->u.f.sz.c.vs_cprev = vsp;
+	si->si_head[c - 1] = vsp;
+	si->si_map[(c - 1) / 64] |= 1ULL << ((c - 1) % 64);
+	si->si_summary |= 1ULL << ((c - 1) / 64);
+}
+
+static void class_unlink(vmem_sizeidx_t *si, unsigned c, vmem_seg_t *vsp)
+{
+	vmem_seg_t *next = vsp->u.f.sz.c.vs_cnext, *prev = vsp->u.f.sz.c.vs_cprev;
+
+	if (prev != NULL)
+		prev->u.f.sz.c.vs_cnext = next;
+	else
+		si->si_head[c - 1] = next;
+	if (next != NULL)
+		next->u.f.sz.c.vs_cprev = prev;
+	if (si->si_head[c - 1] == NULL) {
+		si->si_map[(c - 1) / 64] &= ~(1ULL << ((c - 1) % 64));
+		if (si->si_map[(c - 1) / 64] == 0)
+			si->si_summary &= ~(1ULL << ((c - 1) / 64));
+	}
+}
+
+/* Enter vsp (with its current size) in the size half of the index. */
 static void size_insert(vmem_t *vmp, vmem_seg_t *vsp)
 {
 	vmem_avl_node_t *parent = NULL, *cur = vmp->vm_free_size.at_root;
+	unsigned c = size_class(vmp, vsp->vs_size);
 	int dir = 0;
 
+	if (c != 0) {
+		class_push(vmp->vm_sizeidx, c, vsp);
+		return;
+	}
 	while (cur != NULL) {
 		parent = cur;
 		dir = size_after(vsp, SSEG(cur));
 		cur = cur->an_child[dir];
 	}
-	vmem__avl_insert_at(&vmp->vm_free_size, parent, dir, &vsp->u.f.vs_snode);
+	vmem__avl_insert_at(&vmp->vm_free_size, parent, dir, &vsp->u.f.sz.vs_snode);
+}
+
+/* Take vsp (with its current size) out of the size half of the index. */
+static void size_remove(vmem_t *vmp, vmem_seg_t *vsp)
+{
+	unsigned c = size_class(vmp, vsp->vs_size);
+
+	if (c != 0)
+		class_unlink(vmp->vm_sizeidx, c, vsp);
+	else
+		vmem__avl_remove(&vmp->vm_free_size, &vsp->u.f.sz.vs_snode);
 }
 
 /*
- * Build the index from the free segments.  Done once, on the first request
- * that needs it; instant-fit-only arenas never pay for it.
+ * The two halves of the index are built separately, each the first time a
+ * request needs it, and kept from then on: instant-fit-only arenas pay for
+ * neither, best-fit arenas only for the size classes, first- and next-fit
+ * arenas only for the address tree.
  */
-void vmem__index_build(vmem_t *vmp)
+bool vmem__index_addr(vmem_t *vmp)
 {
-	vmem_seg_t *vsp;
-
-	vmem__avl_init(&vmp->vm_free_addr, addr_augment);
-	vmem__avl_init(&vmp->vm_free_size, NULL);
-	for (vsp = vmp->vm_seg0.vs_anext; vsp != &vmp->vm_seg0; vsp = vsp->vs_anext) {
-		if (vsp->vs_type == VMEM_SEG_FREE) {
+	if (vmp->vm_idx_addr)
+		return true;
+	vmem__avl_init(&vmp->vm_free_addr, addr_augment_changed);
+	for (vmem_seg_t *vsp = vmp->vm_seg0.vs_anext; vsp != &vmp->vm_seg0; vsp = vsp->vs_anext) {
+		if (vsp->vs_type == VMEM_SEG_FREE)
 			addr_insert(vmp, vsp);
-			size_insert(vmp, vsp);
-		}
 	}
-	vmp->vm_indexed = true;
+	vmp->vm_idx_addr = true;
+	return true;
+}
+
+bool vmem__index_size(vmem_t *vmp)
+{
+	if (vmp->vm_idx_size)
+		return true;
+	vmp->vm_sizeidx = vmem__meta_map(sizeof(vmem_sizeidx_t), VMEM_META_HASH);
+	if (vmp->vm_sizeidx == NULL)
+		return false;
+	vmem__avl_init(&vmp->vm_free_size, NULL);
+	for (vmem_seg_t *vsp = vmp->vm_seg0.vs_anext; vsp != &vmp->vm_seg0; vsp = vsp->vs_anext) {
+		if (vsp->vs_type == VMEM_SEG_FREE)
+			size_insert(vmp, vsp);
+	}
+	vmp->vm_idx_size = true;
+	return true;
+}
+
+void vmem__index_fini(vmem_t *vmp)
+{
+	if (vmp->vm_sizeidx != NULL)
+		vmem__meta_unmap(vmp->vm_sizeidx);
+	vmp->vm_sizeidx = NULL;
+	vmp->vm_idx_size = vmp->vm_idx_addr = false;
 }
 
 /* ---- free segments ---------------------------------------------------- */
@@ -230,19 +304,19 @@ void vmem__free_insert(vmem_t *vmp, vmem_seg_t *vsp)
 	vsp->vs_depth = 0;
 	vsp->vs_stack = 0;
 	list_push(vmp, vsp);
-	if (vmp->vm_indexed) {
+	if (vmp->vm_idx_addr)
 		addr_insert(vmp, vsp);
+	if (vmp->vm_idx_size)
 		size_insert(vmp, vsp);
-	}
 }
 
 void vmem__free_remove(vmem_t *vmp, vmem_seg_t *vsp)
 {
 	list_unlink(vmp, vsp);
-	if (vmp->vm_indexed) {
+	if (vmp->vm_idx_addr)
 		vmem__avl_remove(&vmp->vm_free_addr, &vsp->u.f.vs_anode);
-		vmem__avl_remove(&vmp->vm_free_size, &vsp->u.f.vs_snode);
-	}
+	if (vmp->vm_idx_size)
+		size_remove(vmp, vsp);
 }
 
 /*
@@ -257,16 +331,16 @@ static void free_resize(vmem_t *vmp, vmem_seg_t *vsp, uintptr_t start, size_t si
 
 	if (relist)
 		list_unlink(vmp, vsp);
-	if (vmp->vm_indexed)
-		vmem__avl_remove(&vmp->vm_free_size, &vsp->u.f.vs_snode);
+	if (vmp->vm_idx_size)
+		size_remove(vmp, vsp);
 	vsp->vs_start = start;
 	vsp->vs_size = size;
 	if (relist)
 		list_push(vmp, vsp);
-	if (vmp->vm_indexed) {
+	if (vmp->vm_idx_size)
 		size_insert(vmp, vsp);
-		vmem__avl_update(&vmp->vm_free_addr, &vsp->u.f.vs_anode, addr_augment_changed);
-	}
+	if (vmp->vm_idx_addr)
+		vmem__avl_update(&vmp->vm_free_addr, &vsp->u.f.vs_anode);
 }
 
 /* ---- hash of allocated segments ----------------------------------------- */
@@ -615,7 +689,7 @@ size_t vmem__largest_free_locked(vmem_t *vmp)
 	size_t best = 0;
 	int n;
 
-	if (vmp->vm_indexed)
+	if (vmp->vm_idx_addr)
 		return maxfree_of(vmp->vm_free_addr.at_root);
 	if (vmp->vm_freemap == 0)
 		return 0;
@@ -677,15 +751,55 @@ static int span_cmp(const vmem_avl_node_t *a, const vmem_avl_node_t *b)
 	                                               : SPSEG(a)->vs_start > SPSEG(b)->vs_start;
 }
 
+static bool verify_classes(vmem_t *vmp, size_t *nclassed, const char **why)
+{
+	const vmem_sizeidx_t *si = vmp->vm_sizeidx;
+
+	*nclassed = 0;
+	for (unsigned c = 1; c <= VMEM_SIZECLASSES; c++) {
+		bool bit = (si->si_map[(c - 1) / 64] >> ((c - 1) % 64)) & 1;
+		vmem_seg_t *prev = NULL;
+
+		if (bit != (si->si_head[c - 1] != NULL))
+			FAIL("size class bitmap disagrees with its list");
+		for (vmem_seg_t *v = si->si_head[c - 1]; v != NULL;
+		     prev = v, v = v->u.f.sz.c.vs_cnext) {
+			if (v->vs_type != VMEM_SEG_FREE || size_class(vmp, v->vs_size) != c ||
+			    v->u.f.sz.c.vs_cprev != prev)
+				FAIL("size class list damaged");
+			++*nclassed;
+		}
+	}
+	for (unsigned w = 0; w < VMEM_SIZECLASSES / 64; w++) {
+		if (((si->si_summary >> w) & 1) != (si->si_map[w] != 0))
+			FAIL("size class summary bitmap wrong");
+	}
+	return true;
+}
+
 static bool verify_index(vmem_t *vmp, size_t nfree, const char **why)
 {
 	vmem_avl_node_t *n;
+	size_t nclassed;
 
-	if (!vmem__avl_verify(&vmp->vm_free_addr, addr_cmp) ||
-	    !vmem__avl_verify(&vmp->vm_free_size, size_cmp))
-		FAIL("index tree malformed");
-	if (vmp->vm_free_addr.at_count != nfree || vmp->vm_free_size.at_count != nfree)
-		FAIL("index does not hold every free segment");
+	if (vmp->vm_idx_size) {
+		if (!vmem__avl_verify(&vmp->vm_free_size, size_cmp))
+			FAIL("large-size tree malformed");
+		if (!verify_classes(vmp, &nclassed, why))
+			return false;
+		if (nclassed + vmp->vm_free_size.at_count != nfree)
+			FAIL("size index does not hold every free segment");
+		for (n = vmem__avl_first(&vmp->vm_free_size); n != NULL; n = vmem__avl_next(n)) {
+			if (size_class(vmp, SSEG(n)->vs_size) != 0)
+				FAIL("a small free segment is in the large-size tree");
+		}
+	}
+	if (!vmp->vm_idx_addr)
+		return true;
+	if (!vmem__avl_verify(&vmp->vm_free_addr, addr_cmp))
+		FAIL("address tree malformed");
+	if (vmp->vm_free_addr.at_count != nfree)
+		FAIL("address index does not hold every free segment");
 	for (n = vmem__avl_first(&vmp->vm_free_addr); n != NULL; n = vmem__avl_next(n)) {
 		size_t m = ASEG(n)->vs_size;
 
@@ -779,7 +893,7 @@ bool vmem__verify_locked(vmem_t *vmp, const char **why)
 		FAIL("counters disagree with the segments");
 	if (!verify_freelists(vmp, nfree, why))
 		return false;
-	if (vmp->vm_indexed && !verify_index(vmp, nfree, why))
+	if (!verify_index(vmp, nfree, why))
 		return false;
 	return true;
 }

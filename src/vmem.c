@@ -51,16 +51,18 @@
  *
  *   Best fit, first fit, next fit and address-constrained requests use the
  *   index, built the first time such a request arrives and then kept up to
- *   date: instant-fit-only arenas never pay for it.  Best fit takes the
- *   lowest (size, address) at or above the size from the size index; first
- *   fit the lowest-addressed segment of sufficient size from the address
- *   index (its augmentation prunes every subtree whose largest free
- *   segment is too small), so both are O(log n) for unconstrained requests
- *   where illumos and the BSDs scan lists linearly.  Next fit starts at
- *   the rotor (the end of the previous next-fit allocation) and wraps,
- *   which hands out identifiers sequentially.  VM_ENDALLOC mirrors the
- *   search (highest addresses first) and places the segment at the top of
- *   the free segment chosen.
+ *   date: instant-fit-only arenas never pay for it.  Its size half keeps one
+ *   LIFO list per exact size up to 1024 quanta, with a two-level bitmap of
+ *   the non-empty ones (best fit is two find-first-sets, O(1), ties to the
+ *   most recently freed as in illumos) and a (size, address) tree above
+ *   that.  Its address half is a tree augmented with the largest free size
+ *   below each node, so first fit (the lowest-addressed segment of
+ *   sufficient size) prunes every subtree whose largest free segment is too
+ *   small: O(log n) where illumos and the BSDs scan lists linearly.  Next
+ *   fit starts at the rotor (the end of the previous next-fit allocation)
+ *   and wraps, which hands out identifiers sequentially.  VM_ENDALLOC
+ *   mirrors the search (highest addresses first) and places the segment at
+ *   the top of the free segment chosen.
  *
  *   Constraint arithmetic (fit.c, vmem__seg_fit): the lowest t >= lo with
  *   t = phase (mod align) is lo + ((phase - lo) mod align); if [t, t + size)
@@ -1476,6 +1478,7 @@ static void vmem_destroy_unlisted(vmem_t *vmp)
 		vmp->vm_release(vmp, vsp->vs_start, vsp->vs_size);
 		vmem__seg_put(vmp, vsp);
 	}
+	vmem__index_fini(vmp);
 	vmem__hash_fini(vmp);
 	vmem__seg_release_reserve(vmp);
 	pthread_mutex_destroy(&vmp->vm_lock);

@@ -23,14 +23,15 @@
 #include "config.h"
 #include "meta.h"
 
-#define VMEM_FREELISTS         64  /* list n holds free segments of [2^n, 2^(n+1)) */
-#define VMEM_HASH_INITIAL      16  /* buckets embedded in the arena */
-#define VMEM_NQCACHE_MAX       16  /* quantum caches per arena, at most */
-#define VMEM_SEGS_PER_ALLOC    2   /* a carve from the middle of a free segment */
-#define VMEM_SEGS_PER_SPAN     2   /* span marker + its free segment */
-#define VMEM_SEG_RESERVE_LOW   8   /* refill the arena's reserve below this ... */
-#define VMEM_SEG_RESERVE_BATCH 32  /* ... by this many */
-#define VMEM_SEG_RESERVE_HIGH  128 /* give a batch back above this */
+#define VMEM_FREELISTS         64   /* list n holds free segments of [2^n, 2^(n+1)) */
+#define VMEM_HASH_INITIAL      16   /* buckets embedded in the arena */
+#define VMEM_NQCACHE_MAX       16   /* quantum caches per arena, at most */
+#define VMEM_SEGS_PER_ALLOC    2    /* a carve from the middle of a free segment */
+#define VMEM_SIZECLASSES       1024 /* exact-size classes of the index, in quanta */
+#define VMEM_SEGS_PER_SPAN     2    /* span marker + its free segment */
+#define VMEM_SEG_RESERVE_LOW   8    /* refill the arena's reserve below this ... */
+#define VMEM_SEG_RESERVE_BATCH 32   /* ... by this many */
+#define VMEM_SEG_RESERVE_HIGH  128  /* give a batch back above this */
 
 /* Segment types.  The values are illumos' VMEM_ALLOC/FREE/SPAN/WALKER bits. */
 #define VMEM_SEG_ALLOC  0x01
@@ -70,8 +71,16 @@ struct vmem_seg {
 			vmem_seg_t *vs_fnext;     /* freelist, LIFO from vm_freelist[] */
 			vmem_seg_t *vs_fprev;     /* NULL for the list head */
 			vmem_avl_node_t vs_anode; /* vm_free_addr: by start */
-			vmem_avl_node_t vs_snode; /* vm_free_size: by (size, start) */
-			size_t vs_maxfree;        /* largest vs_size in vs_anode's subtree */
+			union {
+				/* size <= VMEM_SIZECLASSES quanta: its exact class list */
+				struct {
+					vmem_seg_t *vs_cnext;
+					vmem_seg_t *vs_cprev;
+				} c;
+				vmem_avl_node_t
+				    vs_snode; /* larger: vm_free_size, by (size, start) */
+			} sz;
+			size_t vs_maxfree; /* largest vs_size in vs_anode's subtree */
 		} f;
 		struct {
 			vmem_seg_t *vs_hnext; /* hash chain */
@@ -149,11 +158,13 @@ struct vmem {
 	 * The index: built on the first request that needs more than instant
 	 * fit (best, first or next fit, constrained xalloc), then kept.
 	 */
-	bool vm_indexed;
-	vmem_avl_tree_t vm_free_addr; /* FREE segments by address, max size augmented */
-	vmem_avl_tree_t vm_free_size; /* FREE segments by (size, address) */
-	vmem_avl_tree_t vm_spans;     /* span markers by address (always kept) */
-	uintptr_t vm_rotor;           /* next-fit: where the last next-fit ended */
+	bool vm_idx_addr; /* the address half of the index is built */
+	bool vm_idx_size; /* the size half is built */
+	vmem_avl_tree_t vm_free_addr;    /* FREE segments by address, max size augmented */
+	struct vmem_sizeidx *vm_sizeidx; /* FREE segments of up to 1024 quanta, by exact size */
+	vmem_avl_tree_t vm_free_size;    /* larger FREE segments, by (size, address) */
+	vmem_avl_tree_t vm_spans;        /* span markers by address (always kept) */
+	uintptr_t vm_rotor;              /* next-fit: where the last next-fit ended */
 
 	vmem_seg_t **vm_hash_table; /* ALLOC segments by start */
 	size_t vm_hash_size;        /* buckets, a power of two */
@@ -191,6 +202,18 @@ struct vmem {
 	void *vm_debug; /* debug layer's per-arena state */
 };
 
+/*
+ * The size half of the index: one LIFO list per exact size up to
+ * VMEM_SIZECLASSES quanta, and a two-level bitmap of the non-empty ones, so
+ * that the smallest free size >= s is found with two find-first-sets.
+ * Class c (1-based, in quanta) is bit c - 1.
+ */
+typedef struct vmem_sizeidx {
+	uint64_t si_summary;                    /* bit w: si_map[w] != 0 */
+	uint64_t si_map[VMEM_SIZECLASSES / 64]; /* bit c - 1: class c not empty */
+	vmem_seg_t *si_head[VMEM_SIZECLASSES];  /* [c - 1]: most recently freed first */
+} vmem_sizeidx_t;
+
 /* ---- shared pools -------------------------------------------------- */
 extern vmem_pool_t vmem__seg_pool;
 
@@ -226,7 +249,13 @@ void vmem__seg_put(vmem_t *vmp, vmem_seg_t *vsp);
 
 void vmem__free_insert(vmem_t *vmp, vmem_seg_t *vsp);
 void vmem__free_remove(vmem_t *vmp, vmem_seg_t *vsp);
-void vmem__index_build(vmem_t *vmp);
+/*
+ * Make sure one half of the index exists, building it from the free
+ * segments the first time (false if no memory for it).
+ */
+bool vmem__index_addr(vmem_t *vmp);
+bool vmem__index_size(vmem_t *vmp);
+void vmem__index_fini(vmem_t *vmp);
 
 void vmem__hash_init(vmem_t *vmp);
 void vmem__hash_fini(vmem_t *vmp);

@@ -232,6 +232,37 @@ static bool model_can_fit(model_t *m, const mreq_t *r)
 }
 
 /* The exact address the policy must return, or false if it is free to choose. */
+/* Best fit: the size of the smallest free interval that admits the request. */
+static uint64_t best_size;
+
+/*
+ * Best fit may pick any of the smallest admitting segments (libvmem takes the
+ * most recently freed, as illumos): the result must lie in a free interval of
+ * exactly that size, at that interval's lowest (highest with VM_ENDALLOC)
+ * admissible address.
+ */
+static void check_best(model_t *m, const mreq_t *r, uint64_t a)
+{
+	int n = free_intervals(m, fbuf);
+	bool high = (r->flags & VM_ENDALLOC) != 0;
+	u128 t;
+
+	for (int i = 0; i < n; i++) {
+		if ((u128)a < fbuf[i].s || (u128)a >= fbuf[i].e)
+			continue;
+		if ((uint64_t)(fbuf[i].e - fbuf[i].s) != best_size)
+			fail_msg(
+			    "best fit chose a free segment of %#lx, the smallest that fits is %#lx",
+			    (unsigned long)(fbuf[i].e - fbuf[i].s), (unsigned long)best_size);
+		assert_true(mfit(fbuf[i].s, fbuf[i].e, r, high, &t));
+		if ((uint64_t)t != a)
+			fail_msg("best fit placed at %#lx, expected %#lx in its segment",
+			         (unsigned long)a, (unsigned long)t);
+		return;
+	}
+	fail_msg("best fit result %#lx is in no free interval", (unsigned long)a);
+}
+
 static bool model_expect(model_t *m, const mreq_t *r, uint64_t *expect)
 {
 	int n = free_intervals(m, fbuf),
@@ -254,13 +285,16 @@ static bool model_expect(model_t *m, const mreq_t *r, uint64_t *expect)
 
 			if (!mfit(fbuf[i].s, fbuf[i].e, r, high, &t))
 				continue;
-			/* smaller wins; equal size: lower address, or higher with ENDALLOC */
-			if (!found || sz < bsize || (sz == bsize && high)) {
+			/* smaller wins; among equal sizes any may be chosen (see below) */
+			if (!found || sz < bsize) {
 				best = t;
 				bsize = sz;
 				found = true;
 			}
 		}
+		assert_true(found);
+		best_size = (uint64_t)bsize;
+		return false; /* the address is not fixed: check_best() checks the size */
 	} else if (policy == VM_NEXTFIT) {
 		mreq_t ahead = *r;
 
@@ -596,6 +630,8 @@ static void do_alloc(model_t *m, bool x)
 		apply_crossings();
 	}
 	must = model_expect(m, &r, &expect);
+	if ((r.flags & VM_BESTFIT) != 0)
+		check_best(m, &r, a);
 	st.ok++;
 	st.exact += must;
 	check_result(m, &r, a);
