@@ -232,13 +232,22 @@ static __attribute__((noinline)) uint32_t capture_from(void *ra)
 	 */
 	if (VMEM_TSAN)
 		return 0;
-	n = unw_backtrace((void **)pcs, vmem__dbg_depth + 16);
-
-	for (i = 0; i < n && ra != NULL; i++) {
-		if (pcs[i] == (uintptr_t)ra) {
-			first = i;
-			break;
+	/*
+	 * The caller's frame is a few frames down (this function, the API
+	 * scope, the public entry): unwind that much more than needed, and
+	 * only if it is not found there, everything.
+	 */
+	n = unw_backtrace((void **)pcs, vmem__dbg_depth + 4);
+	for (int pass = 0; pass < 2; pass++) {
+		for (i = 0; i < n && ra != NULL; i++) {
+			if (pcs[i] == (uintptr_t)ra) {
+				first = i;
+				break;
+			}
 		}
+		if (ra == NULL || i < n || n < vmem__dbg_depth + 4)
+			break;
+		n = unw_backtrace((void **)pcs, vmem__dbg_depth + 16);
 	}
 	if (first >= n)
 		return 0;

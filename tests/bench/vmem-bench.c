@@ -21,6 +21,11 @@
  *       the extent the trace needed (highest end - base) / the peak live size.
  *   W6  threads: 1, 2, ... threads doing W1 (cached) on one shared arena;
  *       throughput and the ratio to one thread.
+ *   D   the debug library (vmem-bench-debug, run from vmem-bench): W1's
+ *       alloc+free pair with a 16-frame stack captured at each call, and
+ *       metadata bytes per live segment, against the fast library.
+ *   S   snapshots: writing one of an arena with 1e6 live segments (ns per
+ *       segment, bytes per segment).
  *
  * For W2-W4 an "op" is one call: one allocation or one free.
  *
@@ -769,11 +774,145 @@ static void w6(void)
 		r.ns_per_op = 1e9 * t / ops_s; /* per pair, per thread */
 		r.ops_per_s = ops_s;
 		snprintf(note, sizeof(note), "%.2fx one thread; pure arithmetic scales %.2fx here",
-			 ops_s / one, alu / alu_one);
+		         ops_s / one, alu / alu_one);
 		r.note = note;
 		bench_emit(&r);
 		vmem_destroy(vmp);
 	}
+}
+
+/* ---- D: the debug library's costs ------------------------------------------------------ */
+
+#ifdef VMEM_BENCH_DEBUG
+#define VARIANT "vmem-debug"
+#else
+#define VARIANT "vmem"
+#endif
+
+/* Resident memory of this process, in bytes. */
+static size_t rss_bytes(void)
+{
+	FILE *f = fopen("/proc/self/statm", "r");
+	unsigned long size = 0, res = 0;
+
+	if (f != NULL) {
+		if (fscanf(f, "%lu %lu", &size, &res) != 2)
+			res = 0;
+		fclose(f);
+	}
+	return res * (size_t)sysconf(_SC_PAGESIZE);
+}
+
+/* Run W1's pairs `depth` frames down, so that a capture sees 16 frames. */
+static __attribute__((noinline)) double deep_pairs(vmem_t *vmp, long pairs, int depth)
+{
+	double r;
+
+	if (depth > 0)
+		r = deep_pairs(vmp, pairs, depth - 1);
+	else
+		r = w1_vmem(vmp, pairs);
+	__asm__ volatile("" : "+m"(r)); /* no tail call: keep the frame */
+	return r;
+}
+
+static void d_costs(void)
+{
+	long pairs = quick ? 200000 : 2000000, n = quick ? 100000 : 1000000;
+	vmem_t *c = w1_arena(true), *u = w1_arena(false);
+	live_t l;
+	size_t before;
+	bench_result_t r = {
+	    "D", "instantfit", VARIANT, pairs, 1, 0, 0, 0, "16-frame stacks, cached size"};
+	char note[96];
+
+	r.ns_per_op = deep_pairs(c, pairs, 13);
+	bench_emit(&r);
+	r.ns_per_op = deep_pairs(u, pairs / 4, 13);
+	r.n = pairs / 4;
+	r.note = "16-frame stacks, no cache";
+	bench_emit(&r);
+	vmem_destroy(c);
+	vmem_destroy(u);
+
+	/* Metadata per live segment: the growth of resident memory. */
+	l.seg = malloc((size_t)n * sizeof(*l.seg));
+	memset(l.seg, 0, (size_t)n * sizeof(*l.seg));
+	u = vmem_create("d-meta", (void *)((uintptr_t)1 << 40), (size_t)1 << 44, W2_Q, NULL, NULL,
+	                NULL, 0, VM_SLEEP | VMC_NO_QCACHE);
+	bench_seed(3);
+	before = rss_bytes();
+	for (long i = 0; i < n; i++) {
+		size_t size = w2_size();
+
+		l.seg[i].addr = (uintptr_t)vmem_alloc(u, size, VM_NOSLEEP);
+		l.seg[i].size = size;
+	}
+	snprintf(note, sizeof(note), "%.1f bytes of metadata per live segment",
+	         (double)(rss_bytes() - before) / (double)n);
+	bench_emit(&(bench_result_t){"D", "instantfit", VARIANT, n, 1, 0, 0, 0, note});
+	for (long i = 0; i < n; i++)
+		vmem_free(u, (void *)l.seg[i].addr, l.seg[i].size);
+	vmem_destroy(u);
+	free(l.seg);
+}
+
+/* ---- S: snapshots ----------------------------------------------------------------------- */
+
+static void s_snapshot(void)
+{
+	long n = quick ? 100000 : 1000000;
+	vmem_t *vmp = vmem_create("s-snap", (void *)((uintptr_t)1 << 40), (size_t)1 << 44, W2_Q,
+	                          NULL, NULL, NULL, 0, VM_SLEEP | VMC_NO_QCACHE);
+	char path[] = "/tmp/vmem-bench-snap-XXXXXX", note[128];
+	live_t l;
+	vmem_kstat_t ks;
+	int fd = mkstemp(path);
+	double t0, t;
+	off_t bytes;
+
+	l.seg = malloc(2 * (size_t)n * sizeof(*l.seg));
+	bench_seed(11);
+	w2_fill(&l, (size_t)n, &(vctx_t){vmp, VM_NOSLEEP}, v_alloc, v_free);
+	vmem_kstat(vmp, &ks);
+	t0 = bench_now();
+	if (vmem_snapshot_write_fd(fd) != 0) {
+		perror("vmem-bench: snapshot");
+		exit(1);
+	}
+	t = bench_now() - t0;
+	bytes = lseek(fd, 0, SEEK_END);
+	close(fd);
+	unlink(path);
+	snprintf(note, sizeof(note), "%ld live segments: %.0f ms, %.1f bytes per live segment", n,
+	         t / 1e6, (double)bytes / (double)n);
+	bench_emit(&(bench_result_t){"S", "-", VARIANT, n, 1, t / (double)n, 0, 0, note});
+	while (l.n > 0) {
+		uintptr_t a;
+		size_t size = live_take(&l, &a);
+
+		vmem_free(vmp, (void *)a, size);
+	}
+	vmem_destroy(vmp);
+	free(l.seg);
+}
+
+/* vmem-bench runs vmem-bench-debug, found next to it, for the debug rows. */
+static void run_debug_variant(const char *argv0)
+{
+	char cmd[4096], line[1024];
+	const char *slash = strrchr(argv0, '/');
+	FILE *f;
+
+	snprintf(cmd, sizeof(cmd), "%.*svmem-bench-debug%s%s%s%s",
+	         slash ? (int)(slash - argv0 + 1) : 0, argv0, quick ? " --quick" : "",
+	         json ? " --json" : "", only ? " --only " : "", only ? only : "");
+	f = popen(cmd, "r");
+	if (f == NULL)
+		return;
+	while (fgets(line, sizeof(line), f) != NULL)
+		fputs(line, stdout);
+	pclose(f);
 }
 
 int main(int argc, char **argv)
@@ -790,6 +929,7 @@ int main(int argc, char **argv)
 			return 2;
 		}
 	}
+#ifndef VMEM_BENCH_DEBUG
 	if (bench_selected("W1"))
 		w1();
 	if (bench_selected("W2"))
@@ -800,7 +940,21 @@ int main(int argc, char **argv)
 		w4();
 	if (bench_selected("W5"))
 		w5();
+#endif
+#ifdef VMEM_BENCH_DEBUG
+	(void)w1, (void)w2, (void)w3, (void)w4, (void)w5, (void)w6, (void)run_debug_variant;
+	if (bench_selected("W1") || bench_selected("D"))
+		d_costs();
+	if (bench_selected("S"))
+		s_snapshot();
+#else
 	if (bench_selected("W6"))
 		w6();
+	if (bench_selected("D"))
+		d_costs();
+	if (bench_selected("S"))
+		s_snapshot();
+	run_debug_variant(argv[0]);
+#endif
 	return 0;
 }
