@@ -806,7 +806,7 @@ vmem_qcache_t *vmem__qc_of_slab(vmem_t *vmp, uintptr_t addr, vmem_slab_t **slabp
 }
 
 bool vmem__qc_slab_info(vmem_t *vmp, uintptr_t base, size_t *objsize, unsigned *nobj,
-			uint64_t *freemap, void **audit, uintptr_t *slabaddr)
+                        uint64_t *freemap, void **audit, uintptr_t *slabaddr)
 {
 	for (int i = 0; i < vmp->vm_nqcache; i++) {
 		vmem_qcache_t *qc = vmp->vm_qcache[i];

@@ -115,7 +115,7 @@ vmem_qcache_t *vmem__qc_of_slab(vmem_t *vmp, uintptr_t addr, vmem_slab_t **slabp
 /* The slab at base: object size and count, free map, audit array (debug) and
  * the slab record's address; slab locks taken. */
 bool vmem__qc_slab_info(vmem_t *vmp, uintptr_t base, size_t *objsize, unsigned *nobj,
-			uint64_t *freemap, void **audit, uintptr_t *slabaddr);
+                        uint64_t *freemap, void **audit, uintptr_t *slabaddr);
 /* Fill ks from the cache's depot and slab state (not the threads'). */
 void vmem__qc_kstat_shared(vmem_qcache_t *qc, vmem_qcache_kstat_t *ks);
 bool vmem__qc_slab_state(vmem_t *vmp, uintptr_t base, size_t *objsize, unsigned *nobj,
@@ -133,8 +133,8 @@ void vmem__tc_sum(vmem_qcache_t *qc, uint64_t *alloc, uint64_t *free, uint64_t *
 /* Call fn with every live thread entry's counters (alloc, free, alloc_miss,
  * free_miss), under the registry lock: fn must take no lock. */
 void vmem__tc_sum_all(void (*fn)(const vmem_qcache_t *qc, uint32_t gen, const uint64_t sums[4],
-				 void *arg),
-		      void *arg);
+                                 void *arg),
+                      void *arg);
 uint32_t vmem__qc_id_get(uint32_t *gen);
 void vmem__qc_id_put(uint32_t id);
 

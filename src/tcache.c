@@ -272,8 +272,8 @@ void vmem__tc_sum(vmem_qcache_t *qc, uint64_t *alloc, uint64_t *free, uint64_t *
 }
 
 void vmem__tc_sum_all(void (*fn)(const vmem_qcache_t *qc, uint32_t gen, const uint64_t sums[4],
-				 void *arg),
-		      void *arg)
+                                 void *arg),
+                      void *arg)
 {
 	vmem_tcache_t *tc;
 

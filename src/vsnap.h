@@ -21,13 +21,13 @@
 /* ---- on disk ------------------------------------------------------------- */
 
 typedef struct vsnap_file_header {
-	char fh_magic[8];      /* "VMEMSNAP" */
-	uint32_t fh_version;   /* VSNAP_VERSION */
-	uint32_t fh_hdrsize;   /* 64 */
-	uint32_t fh_flags;     /* VSNAP_F_* */
-	uint32_t fh_ptrsize;   /* sizeof(void *) of the writer */
-	uint64_t fh_pid;       /* process that wrote it */
-	uint64_t fh_time_ns;   /* CLOCK_REALTIME when written */
+	char fh_magic[8];    /* "VMEMSNAP" */
+	uint32_t fh_version; /* VSNAP_VERSION */
+	uint32_t fh_hdrsize; /* 64 */
+	uint32_t fh_flags;   /* VSNAP_F_* */
+	uint32_t fh_ptrsize; /* sizeof(void *) of the writer */
+	uint64_t fh_pid;     /* process that wrote it */
+	uint64_t fh_time_ns; /* CLOCK_REALTIME when written */
 	uint64_t fh_reserved[2];
 	uint32_t fh_nsections; /* sections that follow, END included */
 	uint32_t fh_reserved2;
@@ -46,7 +46,7 @@ enum {
 	VSNAP_SEC_ARENA = 1,
 	VSNAP_SEC_SEG = 2,
 	VSNAP_SEC_QCACHE = 3,
-	VSNAP_SEC_STACK = 4,  /* variable: vsnap_stack_rec_t + pc[depth] */
+	VSNAP_SEC_STACK = 4, /* variable: vsnap_stack_rec_t + pc[depth] */
 	VSNAP_SEC_TXLOG = 5,
 	VSNAP_SEC_OBJECT = 6, /* variable: vsnap_object_rec_t + path, padded to 8 */
 	VSNAP_SEC_REGION = 7,
@@ -55,12 +55,12 @@ enum {
 	VSNAP_SEC_MAX = 9
 };
 
-#define VSNAP_NAMELEN   32 /* arena names: VMEM_NAMELEN + NUL, padded */
-#define VSNAP_QNAMELEN  48
-#define VSNAP_NKSTAT    14 /* vmem_kstat_t fields, in order */
-#define VSNAP_NQKSTAT   18 /* vmem_qcache_kstat_t fields after the name, in order */
-#define VSNAP_MAXDEPTH  64 /* frames per stack */
-#define VSNAP_MAXPATH   4096
+#define VSNAP_NAMELEN  32 /* arena names: VMEM_NAMELEN + NUL, padded */
+#define VSNAP_QNAMELEN 48
+#define VSNAP_NKSTAT   14 /* vmem_kstat_t fields, in order */
+#define VSNAP_NQKSTAT  18 /* vmem_qcache_kstat_t fields after the name, in order */
+#define VSNAP_MAXDEPTH 64 /* frames per stack */
+#define VSNAP_MAXPATH  4096
 
 typedef struct vsnap_arena_rec {
 	uint32_t ar_id;
@@ -155,12 +155,12 @@ _Static_assert(sizeof(vsnap_region_rec_t) == 24, "region record");
 /* ---- in memory: what a reader (or vmemdb's live/core collector) builds ---- */
 
 typedef struct vsnap_arena {
-	vsnap_arena_rec_t a;  /* as on disk */
-	size_t seg_first;     /* its segments: segs[seg_first .. seg_first + seg_count) */
+	vsnap_arena_rec_t a; /* as on disk */
+	size_t seg_first;    /* its segments: segs[seg_first .. seg_first + seg_count) */
 	size_t seg_count;
-	size_t qc_first;      /* its caches: qcaches[qc_first .. + qc_count) */
+	size_t qc_first; /* its caches: qcaches[qc_first .. + qc_count) */
 	size_t qc_count;
-	int depth;            /* 0 for roots, source's depth + 1 */
+	int depth; /* 0 for roots, source's depth + 1 */
 } vsnap_arena_t;
 
 typedef struct vsnap_stack {
@@ -198,7 +198,7 @@ typedef struct vsnap {
 
 /*
  * Read and validate a snapshot.  Returns 0 and *out, or -1 with a one-line
- * explanation in err ("truncated section 2 (segments) at offset 1234: ...").
+ * explanation in err ("section 2 (SEG) record 17 at offset 4242: ...").
  * Never crashes on a hostile file; allocates at most a small multiple of
  * the file's size.
  */
