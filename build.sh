@@ -42,7 +42,15 @@ case "$mode" in
 demo)
 	ensure_packages
 	build build -DCMAKE_BUILD_TYPE=RelWithDebInfo
-	./build/tools/vmem-demo
+	# The demo dies of a double free on purpose; libvmem-debug leaves a snapshot.
+	rm -f build/demo.vsnap
+	./build/tools/vmem-demo build/demo.vsnap ||
+		echo "build.sh: vmem-demo died as intended (status $?); its snapshot is build/demo.vsnap"
+	echo
+	echo "\$ vmemdb build/demo.vsnap -e '::vmem; ::findleaks; ::dot -T svg -o build/demo-tree.svg'"
+	./build/tools/vmemdb build/demo.vsnap -e '::vmem; ::findleaks; ::dot -T svg -o build/demo-tree.svg'
+	echo "build.sh: the arena tree is drawn in build/demo-tree.svg;" \
+		"explore the snapshot with ./build/tools/vmemdb build/demo.vsnap (::help)"
 	;;
 test)
 	ensure_packages

@@ -1,11 +1,18 @@
 /*
  * vmem-demo: build a small arena tree the way a kernel or a runtime would,
- * use it, and print its state.
+ * use it, and print its state; then leak a little, hit a bug (a double
+ * free) and die, leaving a snapshot for vmemdb to inspect post mortem.
  *
  *   heap        [0x10000000, +256 MiB)   pages (quantum 4 KiB)
- *     va        imports 1 MiB spans from heap, gives them back when free
+ *     va        imports spans from heap, gives them back when free
  *     dma       constrained allocations: 64 KiB aligned, no 1 MiB crossing
  *   pids        identifiers [1, 1000), next-fit: handed out in sequence
+ *
+ * Linked with libvmem-debug: the double free is reported with both stacks,
+ * the snapshot (VMEM_SNAPSHOT, set here to the path given, default
+ * vmem-demo.vsnap) is written, and the process aborts.  Then:
+ *
+ *   vmemdb vmem-demo.vsnap -e '::vmem; ::findleaks; ::dot -T svg -o tree.svg'
  */
 #include <vmem.h>
 
@@ -34,13 +41,45 @@ static void show(vmem_t *vmp, int depth, int maxsegs)
 	}
 }
 
-int main(void)
+/* Kept buffers: referenced from here, so they are not leaks. */
+static void *cache[4];
+
+/* Forgets what it allocates: the leak vmemdb's ::findleaks points at. */
+static __attribute__((noinline)) void load_config(vmem_t *va)
+{
+	for (int i = 0; i < 3; i++) {
+		void *buf = vmem_alloc(va, 2 * PAGE, VM_SLEEP); /* leaked */
+
+		(void)buf;
+	}
+}
+
+static __attribute__((noinline)) void fill_cache(vmem_t *va)
+{
+	for (int i = 0; i < 4; i++)
+		cache[i] = vmem_alloc(va, PAGE, VM_SLEEP);
+}
+
+/* The bug that kills the demo: the same buffer freed twice. */
+static __attribute__((noinline)) void release_twice(vmem_t *va)
+{
+	void *p = vmem_alloc(va, PAGE, VM_SLEEP);
+
+	vmem_free(va, p, PAGE);
+	vmem_free(va, p, PAGE);
+	__asm__ volatile("" ::: "memory"); /* no tail call: keep this frame in the report */
+}
+
+int main(int argc, char **argv)
 {
 	vmem_t *heap, *va, *dma, *pids;
 	void *p[8], *d[4];
 	uintptr_t id[5];
+	const char *snap = argc > 1 ? argv[1] : "vmem-demo.vsnap";
 	int i;
 
+	/* where libvmem writes its snapshot when a fatal error kills the process */
+	setenv("VMEM_SNAPSHOT", snap, 1);
 	heap =
 	    vmem_create("heap", (void *)0x10000000, 256 << 20, PAGE, NULL, NULL, NULL, 0, VM_SLEEP);
 	va = vmem_create("va", NULL, 0, PAGE, vmem_alloc, vmem_free, heap, 0, VM_SLEEP);
@@ -82,11 +121,23 @@ int main(void)
 	show(dma, 1, 0);
 	printf("  next pid after freeing pid 3: %" PRIuPTR " (next fit keeps going)\n", id[2]);
 
-	for (i = 0; i < 5; i++)
-		vmem_free(pids, (void *)id[i], 1);
-	vmem_destroy(pids);
-	vmem_destroy(dma);
-	vmem_destroy(va);
-	vmem_destroy(heap);
-	return 0;
+	/* What vmemdb will see: the tree in use, a few leaks, the pids still out. */
+	fill_cache(va);
+	load_config(va);
+	d[0] = vmem_xalloc(dma, 3 * PAGE, 64 * 1024, 0, 1 << 20, NULL, NULL, VM_SLEEP);
+	printf(
+	    "\nin use when the bug strikes (4 cached pages, 3 forgotten buffers, 1 dma buffer):\n");
+	show(heap, 0, 0);
+	show(va, 1, 0);
+	show(dma, 1, 0);
+	show(pids, 0, 0);
+	printf("\nnow a bug: a buffer freed twice.  libvmem-debug reports it, writes %s and "
+	       "aborts:\n",
+	       snap);
+	fflush(stdout);
+	release_twice(va);
+	/* only with VMEM_ERROR_POLICY=continue do we get here */
+	if (vmem_snapshot_write(snap) != 0)
+		perror(snap);
+	return 1;
 }
