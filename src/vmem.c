@@ -136,11 +136,19 @@
 
 #include "../debug/debug.h"
 #include "qcache.h"
+#include <vmem_root.h>
 
 pthread_mutex_t vmem__list_lock = PTHREAD_MUTEX_INITIALIZER;
 vmem_t *vmem__list_head;
 static vmem_t *list_tail;
 static uint32_t next_arena_id = 1;
+
+/*
+ * A debugger finds the arenas through vmem_debug_root (root.c).  Nothing
+ * calls into root.o, so a static link would drop it: this reference, in the
+ * object every program that creates an arena links, keeps it.
+ */
+__attribute__((used)) static const vmem_root_t *const keep_root = &vmem_debug_root;
 
 static vmem_pool_t arena_pool =
     VMEM_POOL_INITIALIZER("vmem_arena", sizeof(vmem_t), VMEM_META_ARENAS);

@@ -24,8 +24,6 @@
 
 #define PAGE ((size_t)4096)
 
-__attribute__((used)) const void *const bench_root_ref = &vmem_debug_root;
-
 static void **kept;
 
 static void segs(size_t n)

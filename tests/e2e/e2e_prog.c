@@ -37,9 +37,6 @@
 
 #define PAGE ((size_t)4096)
 
-/* A static program keeps libvmem's root only if something refers to it. */
-__attribute__((used)) const void *const e2e_root_ref = &vmem_debug_root;
-
 void *volatile kept[32];
 static volatile int nkept;
 static vmem_t *heap, *va, *dma, *ids;
