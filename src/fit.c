@@ -16,6 +16,8 @@
  *                at the top of the chosen free segment.
  * The address index is augmented with the largest free size below each
  * node, so "the next segment at or after A of size >= S" is O(log n).
+ * Constrained best, first and next fit examine at most FIT_PROBES segments
+ * that might fit before settling for the best one that must (see below).
  */
 #include "vmem_impl.h"
 
@@ -183,46 +185,142 @@ static vmem_seg_t *floor_fit(vmem_avl_node_t *n, uintptr_t addr, size_t m)
 	return maxfree(n->an_child[0]) >= m ? rightmost_fit(n->an_child[0], m) : NULL;
 }
 
+/*
+ * The next free segment after vsp in address order with size >= m: the
+ * lowest such in vsp's right subtree, else the first ancestor reached from
+ * its left subtree that is large enough itself or has such a segment in
+ * its right subtree.  Amortized O(1) per step of a scan, O(log n) at most,
+ * and it touches only nodes near vsp (a scan stays in cache).
+ */
 static vmem_seg_t *next_fit(vmem_t *vmp, const vmem_seg_t *vsp, size_t m)
 {
-	uintptr_t last = vmem__last(vsp->vs_start, vsp->vs_size);
+	const vmem_avl_node_t *n = &vsp->u.f.vs_anode;
+	vmem_avl_node_t *p;
 
-	return last == UINTPTR_MAX ? NULL : ceil_fit(vmp->vm_free_addr.at_root, last + 1, m);
+	(void)vmp;
+	if (maxfree(n->an_child[1]) >= m)
+		return leftmost_fit(n->an_child[1], m);
+	for (; (p = vmem__avl_parent(n)) != NULL; n = p) {
+		if (p->an_child[0] != n)
+			continue; /* came up from the right: p is lower */
+		if (ASEG(p)->vs_size >= m)
+			return ASEG(p);
+		if (maxfree(p->an_child[1]) >= m)
+			return leftmost_fit(p->an_child[1], m);
+	}
+	return NULL;
 }
 
+/* The mirror image: the previous free segment with size >= m. */
 static vmem_seg_t *prev_fit(vmem_t *vmp, const vmem_seg_t *vsp, size_t m)
 {
-	return vsp->vs_start == 0 ? NULL
-	                          : floor_fit(vmp->vm_free_addr.at_root, vsp->vs_start - 1, m);
+	const vmem_avl_node_t *n = &vsp->u.f.vs_anode;
+	vmem_avl_node_t *p;
+
+	(void)vmp;
+	if (maxfree(n->an_child[0]) >= m)
+		return rightmost_fit(n->an_child[0], m);
+	for (; (p = vmem__avl_parent(n)) != NULL; n = p) {
+		if (p->an_child[1] != n)
+			continue;
+		if (ASEG(p)->vs_size >= m)
+			return ASEG(p);
+		if (maxfree(p->an_child[0]) >= m)
+			return rightmost_fit(p->an_child[0], m);
+	}
+	return NULL;
 }
 
 /*
- * Scan free segments of size >= m in address order (descending with
- * `high`) inside the request's range, returning the first that fits.
+ * Constrained requests (alignment, phase, nocross) meet free segments of
+ * two kinds: those of at least the guaranteed size g always admit the
+ * request, those between rsize and g only might, depending on where they
+ * start.  Segments that never fit (wrongly aligned remnants) collect in
+ * exactly the places an exact search looks first, and an exact constrained
+ * best or first fit would re-examine all of them on every call: linear in
+ * the fragmentation, which is what illumos and the BSDs do.  So a search
+ * examines at most FIT_PROBES might-fit segments; then it settles for the
+ * best segment that must fit (the smallest for best fit, the next in
+ * address order for first and next fit), found in O(log n).  Only when
+ * there is none (or the address range clips it) does the search go on
+ * through every candidate, so a request never fails while a fit exists.
  */
+#define FIT_PROBES 16
+
+/* The guaranteed size when settling can help: 0 if every candidate fits. */
+static size_t settle_size(const vmem_t *vmp, const vmem_req_t *r, size_t m)
+{
+	size_t g;
+
+	if (vmem__req_unconstrained(vmp, r))
+		return 0;
+	g = vmem__guaranteed_size(vmp, r);
+	return g > m ? g : 0;
+}
+
+/* The settling candidate vsp, if it lies within [min, stop] and admits r. */
+static vmem_seg_t *settle(vmem_t *vmp, const vmem_req_t *r, vmem_seg_t *vsp, uintptr_t stop,
+                          bool high, uintptr_t *addrp)
+{
+	if (vsp == NULL)
+		return NULL;
+	if (high ? vmem__last(vsp->vs_start, vsp->vs_size) < r->rq_min : vsp->vs_start > stop)
+		return NULL;
+	vmp->vm_ctr.vc_search++;
+	return vmem__seg_fit(r, vsp->vs_start, vsp->vs_size, high, addrp) ? vsp : NULL;
+}
+
+/*
+ * Scan free segments of size >= m in ascending address order, starting at
+ * the first that ends at or after `from` and ending with the last that
+ * starts at or before `stop`, for the first that admits the request
+ * (bounded as described above).
+ */
+static vmem_seg_t *addr_scan_up(vmem_t *vmp, const vmem_req_t *r, size_t m, uintptr_t from,
+                                uintptr_t stop, uintptr_t *addrp)
+{
+	size_t g = settle_size(vmp, r, m);
+	unsigned probes = 0;
+	vmem_seg_t *vsp, *gsp;
+
+	for (vsp = ceil_fit(vmp->vm_free_addr.at_root, from, m);
+	     vsp != NULL && vsp->vs_start <= stop; vsp = next_fit(vmp, vsp, m)) {
+		vmp->vm_ctr.vc_search++;
+		if (vmem__seg_fit(r, vsp->vs_start, vsp->vs_size, false, addrp))
+			return vsp;
+		if (++probes == FIT_PROBES && g != 0 &&
+		    (gsp = settle(vmp, r, next_fit(vmp, vsp, g), stop, false, addrp)) != NULL)
+			return gsp;
+	}
+	return NULL;
+}
+
+/* The mirror image: descending from the last segment starting at or before rq_last. */
+static vmem_seg_t *addr_scan_down(vmem_t *vmp, const vmem_req_t *r, size_t m, uintptr_t *addrp)
+{
+	size_t g = settle_size(vmp, r, m);
+	unsigned probes = 0;
+	vmem_seg_t *vsp, *gsp;
+
+	for (vsp = floor_fit(vmp->vm_free_addr.at_root, r->rq_last, m);
+	     vsp != NULL && vmem__last(vsp->vs_start, vsp->vs_size) >= r->rq_min;
+	     vsp = prev_fit(vmp, vsp, m)) {
+		vmp->vm_ctr.vc_search++;
+		if (vmem__seg_fit(r, vsp->vs_start, vsp->vs_size, true, addrp))
+			return vsp;
+		if (++probes == FIT_PROBES && g != 0 &&
+		    (gsp = settle(vmp, r, prev_fit(vmp, vsp, g), 0, true, addrp)) != NULL)
+			return gsp;
+	}
+	return NULL;
+}
+
+/* First fit over the request's whole range (descending with `high`). */
 static vmem_seg_t *addr_scan(vmem_t *vmp, const vmem_req_t *r, size_t m, bool high,
                              uintptr_t *addrp)
 {
-	vmem_seg_t *vsp;
-	vmem_avl_node_t *root = vmp->vm_free_addr.at_root;
-
-	if (!high) {
-		for (vsp = ceil_fit(root, r->rq_min, m); vsp != NULL && vsp->vs_start <= r->rq_last;
-		     vsp = next_fit(vmp, vsp, m)) {
-			vmp->vm_ctr.vc_search++;
-			if (vmem__seg_fit(r, vsp->vs_start, vsp->vs_size, false, addrp))
-				return vsp;
-		}
-	} else {
-		for (vsp = floor_fit(root, r->rq_last, m);
-		     vsp != NULL && vmem__last(vsp->vs_start, vsp->vs_size) >= r->rq_min;
-		     vsp = prev_fit(vmp, vsp, m)) {
-			vmp->vm_ctr.vc_search++;
-			if (vmem__seg_fit(r, vsp->vs_start, vsp->vs_size, true, addrp))
-				return vsp;
-		}
-	}
-	return NULL;
+	return high ? addr_scan_down(vmp, r, m, addrp)
+	            : addr_scan_up(vmp, r, m, r->rq_min, r->rq_last, addrp);
 }
 
 /* ---- size index queries -------------------------------------------------- */
@@ -262,32 +360,54 @@ static unsigned class_ceil(const vmem_sizeidx_t *si, size_t c)
 	return (unsigned)(w * 64 + (size_t)__builtin_ctzll(si->si_map[w]) + 1);
 }
 
+/* The smallest free segment of at least g bytes, or NULL. */
+static vmem_seg_t *smallest_at_least(const vmem_t *vmp, size_t g)
+{
+	unsigned k = class_ceil(vmp->vm_sizeidx, g >> vmp->vm_qshift);
+	vmem_avl_node_t *n;
+
+	if (k != 0)
+		return vmp->vm_sizeidx->si_head[k - 1];
+	n = size_lower_bound(vmp, g);
+	return n != NULL ? SSEG(n) : NULL;
+}
+
+/* Examine vsp for best fit; after FIT_PROBES misfits, settle. */
+static vmem_seg_t *best_probe(vmem_t *vmp, const vmem_req_t *r, vmem_seg_t *vsp, size_t g,
+                              unsigned *probes, bool high, uintptr_t *addrp)
+{
+	vmp->vm_ctr.vc_search++;
+	if (vmem__seg_fit(r, vsp->vs_start, vsp->vs_size, high, addrp))
+		return vsp;
+	if (++*probes == FIT_PROBES && g != 0)
+		return settle(vmp, r, smallest_at_least(vmp, g), UINTPTR_MAX, high, addrp);
+	return NULL;
+}
+
 /*
  * Best fit: the smallest free segment that admits the request.  Small sizes
  * come from the exact classes, smallest first, most recently freed first
  * within a class (illumos breaks ties the same way); larger ones from the
  * size tree, by (size, address).  Unconstrained, the first candidate fits:
- * O(1) for small sizes, O(log n) for large ones.
+ * O(1) for small sizes, O(log n) for large ones.  Constrained, after
+ * FIT_PROBES misfits it settles for the smallest segment that must fit.
  */
 static vmem_seg_t *fit_best(vmem_t *vmp, const vmem_req_t *r, bool high, uintptr_t *addrp)
 {
 	const vmem_sizeidx_t *si = vmp->vm_sizeidx;
-	size_t c = r->rq_rsize >> vmp->vm_qshift;
+	size_t c = r->rq_rsize >> vmp->vm_qshift, g = settle_size(vmp, r, r->rq_rsize);
+	unsigned probes = 0;
 	vmem_avl_node_t *n;
-	vmem_seg_t *vsp;
+	vmem_seg_t *vsp, *gsp;
 
 	for (unsigned k = class_ceil(si, c); k != 0; k = class_ceil(si, (size_t)k + 1)) {
-		for (vsp = si->si_head[k - 1]; vsp != NULL; vsp = vsp->u.f.sz.c.vs_cnext) {
-			vmp->vm_ctr.vc_search++;
-			if (vmem__seg_fit(r, vsp->vs_start, vsp->vs_size, high, addrp))
-				return vsp;
-		}
+		for (vsp = si->si_head[k - 1]; vsp != NULL; vsp = vsp->u.f.sz.c.vs_cnext)
+			if ((gsp = best_probe(vmp, r, vsp, g, &probes, high, addrp)) != NULL)
+				return gsp;
 	}
-	for (n = size_lower_bound(vmp, r->rq_rsize); n != NULL; n = vmem__avl_next(n)) {
-		vmp->vm_ctr.vc_search++;
-		if (vmem__seg_fit(r, SSEG(n)->vs_start, SSEG(n)->vs_size, high, addrp))
-			return SSEG(n);
-	}
+	for (n = size_lower_bound(vmp, r->rq_rsize); n != NULL; n = vmem__avl_next(n))
+		if ((gsp = best_probe(vmp, r, SSEG(n), g, &probes, high, addrp)) != NULL)
+			return gsp;
 	return NULL;
 }
 
@@ -301,7 +421,6 @@ static vmem_seg_t *fit_next(vmem_t *vmp, const vmem_req_t *r, uintptr_t *addrp)
 	vmem_req_t ahead = *r;
 	uintptr_t rotor = vmp->vm_rotor;
 	vmem_seg_t *vsp;
-	vmem_avl_node_t *root = vmp->vm_free_addr.at_root;
 
 	if (rotor > ahead.rq_min)
 		ahead.rq_min = rotor;
@@ -310,11 +429,11 @@ static vmem_seg_t *fit_next(vmem_t *vmp, const vmem_req_t *r, uintptr_t *addrp)
 		if (vsp != NULL)
 			goto found;
 	}
-	for (vsp = ceil_fit(root, r->rq_min, r->rq_rsize);
-	     vsp != NULL && vsp->vs_start < rotor && vsp->vs_start <= r->rq_last;
-	     vsp = next_fit(vmp, vsp, r->rq_rsize)) {
-		vmp->vm_ctr.vc_search++;
-		if (vmem__seg_fit(r, vsp->vs_start, vsp->vs_size, false, addrp))
+	/* Wrap: segments starting below the rotor (they may reach past it). */
+	if (rotor != 0) {
+		vsp = addr_scan_up(vmp, r, r->rq_rsize, r->rq_min,
+		                   rotor - 1 < r->rq_last ? rotor - 1 : r->rq_last, addrp);
+		if (vsp != NULL)
 			goto found;
 	}
 	return NULL;

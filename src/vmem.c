@@ -64,6 +64,16 @@
  *   mirrors the search (highest addresses first) and places the segment at
  *   the top of the free segment chosen.
  *
+ *   Constrained best, first and next fit.  A free segment of at least the
+ *   guaranteed size always admits an aligned (phase, nocross) request; a
+ *   smaller one only might, and the ones that never do (misaligned
+ *   remnants) pile up exactly where an exact search looks first, so an
+ *   exact constrained search is linear in the fragmentation (illumos and
+ *   the BSDs scan).  Ours examines at most 16 might-fit segments in policy
+ *   order and then settles for the policy's best guaranteed fit (the
+ *   smallest, or the next in address order), found in O(log n); only when
+ *   there is none does it search on, so it never fails while a fit exists.
+ *
  *   Constraint arithmetic (fit.c, vmem__seg_fit): the lowest t >= lo with
  *   t = phase (mod align) is lo + ((phase - lo) mod align); if [t, t + size)
  *   crosses a nocross boundary b, t moves to b + phase, which fits because
