@@ -138,6 +138,8 @@ void vmem__tc_sum_all(void (*fn)(const vmem_qcache_t *qc, uint32_t gen, const ui
 uint32_t vmem__qc_id_get(uint32_t *gen);
 void vmem__qc_id_put(uint32_t id);
 
+/* Head of the list of every thread's table, under the registry lock. */
+extern vmem_tcache_t *vmem__tc_registry;
 extern __thread vmem_tcache_t *vmem__tls_tc __attribute__((tls_model("initial-exec")));
 extern bool vmem__tc_asym; /* membarrier available: the fast path needs no fence */
 

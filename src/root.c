@@ -11,8 +11,40 @@
 #include "../debug/dbg_impl.h"
 #include "qcache.h"
 
-#define OFF(type, field) ((uint32_t)offsetof(type, field))
-#define ADDR(x)          ((uint64_t)(uintptr_t)(x))
+#define OFF(type, field)   ((uint32_t)offsetof(type, field))
+#define ADDR(x)            ((uint64_t)(uintptr_t)(x))
+#define WIDTH(type, field) sizeof(((type *)0)->field)
+#define NELEM(type, field) ((uint32_t)(WIDTH(type, field) / sizeof(((type *)0)->field[0])))
+
+/*
+ * The root's comments promise readers the width of each field (a reader has
+ * no other way to know it): a change of type here must be a change of the
+ * root, so it stops the build instead of misleading a debugger.
+ */
+#define SAME_WIDTH(type, field, w) _Static_assert(WIDTH(type, field) == (w), #type "." #field)
+SAME_WIDTH(vmem_qcache_t, qc_id, 4);
+SAME_WIDTH(vmem_qcache_t, qc_gen, 4);
+SAME_WIDTH(vmem_qcache_t, qc_nfull, 8);
+SAME_WIDTH(vmem_qcache_t, qc_nempty, 8);
+SAME_WIDTH(vmem_qcache_t, qc_depot_alloc, 8);
+SAME_WIDTH(vmem_qcache_t, qc_depot_free, 8);
+SAME_WIDTH(vmem_qcache_t, qc_depot_contention, 8);
+SAME_WIDTH(vmem_qcache_t, qc_slab_create, 8);
+SAME_WIDTH(vmem_qcache_t, qc_slab_destroy, 8);
+SAME_WIDTH(vmem_qcache_t, qc_direct, 8);
+SAME_WIDTH(vmem_qcache_t, qc_reaps, 8);
+SAME_WIDTH(vmem_qcache_t, qc_dead_alloc, 8);
+SAME_WIDTH(vmem_qcache_t, qc_dead_free, 8);
+SAME_WIDTH(vmem_qcache_t, qc_dead_alloc_miss, 8);
+SAME_WIDTH(vmem_qcache_t, qc_dead_free_miss, 8);
+SAME_WIDTH(vmem_mag_t, mg_count, 4);
+SAME_WIDTH(vmem_mag_t, mg_round[0], sizeof(void *));
+SAME_WIDTH(vmem_tcache_t, tc_nentries, 4);
+SAME_WIDTH(vmem_tc_entry_t, te_gen, 4);
+SAME_WIDTH(vmem_tc_entry_t, te_alloc, 8);
+SAME_WIDTH(vmem_tc_entry_t, te_free, 8);
+SAME_WIDTH(vmem_tc_entry_t, te_alloc_miss, 8);
+SAME_WIDTH(vmem_tc_entry_t, te_free_miss, 8);
 
 extern const vmem_root_debug_t vmem__dbg_root_part; /* debug/stack.c or nodebug.c */
 extern _Atomic uint64_t vmem__error_kind_counts[VMEM_ERR_NKINDS];
@@ -45,6 +77,7 @@ const vmem_root_t vmem_debug_root = {
             .ra_ctr = OFF(vmem_t, vm_ctr),
             .ra_spans_count = OFF(vmem_t, vm_spans.at_count),
             .ra_hash_count = OFF(vmem_t, vm_hash_count),
+            .ra_nqcache_max = NELEM(vmem_t, vm_qcache),
         },
     .vr_seg =
         {
@@ -84,6 +117,56 @@ const vmem_root_t vmem_debug_root = {
             .rr_next = OFF(vmem_meta_region_t, mr_next),
             .rr_size = OFF(vmem_meta_region_t, mr_size),
             .rr_kind = OFF(vmem_meta_region_t, mr_kind),
+            .rr_hdrsize = sizeof(vmem_meta_region_t),
         },
     .vr_dbg = VMEM_DEBUG ? ADDR(&vmem__dbg_root_part) : 0,
+    .vr_qcstat =
+        {
+            .qs_id = OFF(vmem_qcache_t, qc_id),
+            .qs_gen = OFF(vmem_qcache_t, qc_gen),
+            .qs_full = OFF(vmem_qcache_t, qc_full),
+            .qs_empty = OFF(vmem_qcache_t, qc_empty),
+            .qs_nfull = OFF(vmem_qcache_t, qc_nfull),
+            .qs_nempty = OFF(vmem_qcache_t, qc_nempty),
+            .qs_depot_alloc = OFF(vmem_qcache_t, qc_depot_alloc),
+            .qs_depot_free = OFF(vmem_qcache_t, qc_depot_free),
+            .qs_depot_contention = OFF(vmem_qcache_t, qc_depot_contention),
+            .qs_slab_create = OFF(vmem_qcache_t, qc_slab_create),
+            .qs_slab_destroy = OFF(vmem_qcache_t, qc_slab_destroy),
+            .qs_direct = OFF(vmem_qcache_t, qc_direct),
+            .qs_reaps = OFF(vmem_qcache_t, qc_reaps),
+            .qs_dead_alloc = OFF(vmem_qcache_t, qc_dead_alloc),
+            .qs_dead_free = OFF(vmem_qcache_t, qc_dead_free),
+            .qs_dead_alloc_miss = OFF(vmem_qcache_t, qc_dead_alloc_miss),
+            .qs_dead_free_miss = OFF(vmem_qcache_t, qc_dead_free_miss),
+        },
+    .vr_mag =
+        {
+            .rm_size = sizeof(vmem_mag_t),
+            .rm_next = OFF(vmem_mag_t, mg_next),
+            .rm_count = OFF(vmem_mag_t, mg_count),
+            .rm_round = OFF(vmem_mag_t, mg_round),
+            .rm_nrounds = NELEM(vmem_mag_t, mg_round),
+        },
+    .vr_tcache =
+        {
+            .rt_registry = ADDR(&vmem__tc_registry),
+            .rt_size = sizeof(vmem_tcache_t),
+            .rt_next = OFF(vmem_tcache_t, tc_next),
+            .rt_nentries = OFF(vmem_tcache_t, tc_nentries),
+            .rt_entry = OFF(vmem_tcache_t, tc_entry),
+            .te_size = sizeof(vmem_tc_entry_t),
+            .te_qc = OFF(vmem_tc_entry_t, te_qc),
+            .te_gen = OFF(vmem_tc_entry_t, te_gen),
+            .te_loaded = OFF(vmem_tc_entry_t, te_loaded),
+            .te_prev = OFF(vmem_tc_entry_t, te_prev),
+            .te_alloc = OFF(vmem_tc_entry_t, te_alloc),
+            .te_free = OFF(vmem_tc_entry_t, te_free),
+            .te_alloc_miss = OFF(vmem_tc_entry_t, te_alloc_miss),
+            .te_free_miss = OFF(vmem_tc_entry_t, te_free_miss),
+        },
 };
+
+/* Appended groups must not move what the first roots had (vmem_root.h, "Versions"). */
+_Static_assert(VMEM_ROOT_SIZE_BASE == offsetof(vmem_root_t, vr_dbg) + sizeof(uint64_t),
+               "the first roots end at vr_dbg");

@@ -36,7 +36,8 @@ __thread vmem_tcache_t *vmem__tls_tc __attribute__((tls_model("initial-exec")));
 bool vmem__tc_asym;
 
 static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
-static vmem_tcache_t *registry;
+/* The registry's head; not static: the root (root.c) gives debuggers its address. */
+vmem_tcache_t *vmem__tc_registry;
 static pthread_once_t tc_once = PTHREAD_ONCE_INIT;
 static pthread_key_t tc_key;
 
@@ -110,10 +111,10 @@ static vmem_tcache_t *tc_create(void)
 		return NULL;
 	memset(tc, 0, sizeof(*tc));
 	pthread_mutex_lock(&registry_lock);
-	tc->tc_next = registry;
-	if (registry != NULL)
-		registry->tc_prev = tc;
-	registry = tc;
+	tc->tc_next = vmem__tc_registry;
+	if (vmem__tc_registry != NULL)
+		vmem__tc_registry->tc_prev = tc;
+	vmem__tc_registry = tc;
 	pthread_mutex_unlock(&registry_lock);
 	pthread_setspecific(tc_key, tc);
 	vmem__tls_tc = tc;
@@ -223,7 +224,7 @@ void vmem__tc_purge(vmem_qcache_t *qc, bool forget)
 
 	pthread_once(&tc_once, tc_init_once);
 	pthread_mutex_lock(&registry_lock);
-	for (tc = registry; tc != NULL; tc = tc->tc_next) {
+	for (tc = vmem__tc_registry; tc != NULL; tc = tc->tc_next) {
 		vmem_tc_entry_t *e = entry_of(tc, qc);
 
 		if (e != NULL) {
@@ -233,7 +234,7 @@ void vmem__tc_purge(vmem_qcache_t *qc, bool forget)
 	}
 	if (any) {
 		asym_fence();
-		for (tc = registry; tc != NULL; tc = tc->tc_next) {
+		for (tc = vmem__tc_registry; tc != NULL; tc = tc->tc_next) {
 			vmem_tc_entry_t *e = entry_of(tc, qc);
 
 			if (e == NULL)
@@ -256,7 +257,7 @@ void vmem__tc_sum(vmem_qcache_t *qc, uint64_t *alloc, uint64_t *free, uint64_t *
 
 	*alloc = *free = *alloc_miss = *free_miss = *rounds = 0;
 	pthread_mutex_lock(&registry_lock);
-	for (tc = registry; tc != NULL; tc = tc->tc_next) {
+	for (tc = vmem__tc_registry; tc != NULL; tc = tc->tc_next) {
 		vmem_tc_entry_t *e = entry_of(tc, qc);
 
 		if (e == NULL)
@@ -278,7 +279,7 @@ void vmem__tc_sum_all(void (*fn)(const vmem_qcache_t *qc, uint32_t gen, const ui
 	vmem_tcache_t *tc;
 
 	pthread_mutex_lock(&registry_lock);
-	for (tc = registry; tc != NULL; tc = tc->tc_next) {
+	for (tc = vmem__tc_registry; tc != NULL; tc = tc->tc_next) {
 		for (uint32_t i = 0; i < tc->tc_nentries; i++) {
 			vmem_tc_entry_t *e = &tc->tc_entry[i];
 			uint64_t sums[4];
@@ -313,7 +314,7 @@ static void tc_exit(void *arg)
 	if (tc->tc_prev != NULL)
 		tc->tc_prev->tc_next = tc->tc_next;
 	else
-		registry = tc->tc_next;
+		vmem__tc_registry = tc->tc_next;
 	if (tc->tc_next != NULL)
 		tc->tc_next->tc_prev = tc->tc_prev;
 	pthread_mutex_unlock(&registry_lock);

@@ -40,8 +40,8 @@ fi
 [ -s "$core" ] || fail "empty core $core"
 
 check_common "$prog" "$core"
-expect_ok k.out "$prog" "$core" -e '::kstat'
-check_kstat k.out "$KSTAT" partial
+check_kstat "$KSTAT" "$prog" "$core"
+check_magazines "$prog" "$core"
 expect_ok leaks.out "$prog" "$core" -e '::findleaks'
 check_leaks_scan leaks.out "$DEBUG"
 # a core alone: the executable is the one its NT_FILE note names

@@ -8,7 +8,7 @@
 expect_ok tree.out s.vsnap -e '::dot -T svg -o tree.svg'
 has tree.out "^::dot: wrote tree.svg \(svg\)\$"
 has tree.svg '^<svg '
-for name in heap va dma ids; do
+for name in heap va dma ids tiny; do
 	has tree.svg ">$name</text>" "tree.svg: arena $name"
 done
 has tree.svg '>76.0 KiB / 76.0 KiB</text>' "tree.svg: va's in-use/total"
@@ -36,5 +36,5 @@ if command -v dot >/dev/null; then
 	has cli.svg '>ids</text>'
 fi
 expect_ok json.out --json s.vsnap -e '::dot -T svg -o j.svg'
-has json.out '"format":"svg","file":"j.svg","nodes":4'
+has json.out '"format":"svg","file":"j.svg","nodes":5'
 ok "dot text, json"

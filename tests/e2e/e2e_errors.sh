@@ -62,18 +62,38 @@ has cor.out '^[0-9a-f]{16}   va ' "::vmem despite the broken list"
 has cor.out '^ +Total '
 ok "a corrupt segment list is reported, not followed"
 
-# a root vmemdb cannot read: unknown version, bad magic
-for how in version magic; do
+# corrupt magazines (libvmem, not -debug): notes, and the rest of the state
+start_wait nodebug badm badmags
+vdb badm.out -p "$PROG_PID" -e '::vmem; ::kstat; ::findleaks' || fail "vmemdb on corrupt magazines exited $?"
+has badm.out.err "^vmemdb: note: cache heap_16384: the depot's list of full magazines is broken at 0x[0-9a-f]+ \(it claims 1\)\$"
+has badm.out.err "^vmemdb: note: cache heap_16384: magazine at 0x[0-9a-f]+ claims 1000 rounds \(it holds [0-9]+\): its objects look held\$"
+has badm.out '^[0-9a-f]{16} +heap '
+has badm.out '^vmem:1:heap_16384:mag_rounds	'
+has badm.out '^ +Total '
+ok "corrupt magazines are reported, not followed"
+
+# a root vmemdb cannot read: unknown version, bad magic, smaller than any
+# version-1 root; and one it reads as an older libvmem's (without magazines)
+for how in version magic short old; do
 	mkfifo fr_$how.fifo
 	"$E2E_BIN/e2e_fake_root" $how >fr_$how.fifo &
 	E2E_PIDS+=($!)
 	fpid=$!
 	read -r -t 100 _ <fr_$how.fifo
-	if [ $how = version ]; then
-		expect_error 1 'has root version 99; this vmemdb reads version 1' -p "$fpid"
-	else
-		expect_error 1 'bad magic 0x1122334455667788: not a libvmem root' -p "$fpid"
-	fi
+	case $how in
+	version) expect_error 1 'has root version 99; this vmemdb reads version 1' -p "$fpid" ;;
+	magic) expect_error 1 'bad magic 0x1122334455667788: not a libvmem root' -p "$fpid" ;;
+	short) expect_error 1 'root in .*e2e_fake_root is [0-9]+ bytes; version 1 has at least [0-9]+$' -p "$fpid" ;;
+	old)
+		vdb old.out -p "$fpid" -e '::status; ::kstat' || fail "vmemdb on a first-version root exited $?"
+		has old.out.err "^vmemdb: note: the libvmem in .*e2e_fake_root has a root without magazines \(an older build\): cache counters other than sizes and slabs are not known, and objects freed into magazines cannot be told from objects callers hold\$"
+		has old.out "^library: +libvmem, root version 1 at 0x[0-9a-f]+ in .*e2e_fake_root\$"
+		has old.out "^arenas: +0; "
+		has old.out "^vmem:0:errors:bad_free	3\$"
+		hasnt old.out "^cached: "
+		ok "a first-version root is read, and said to lack magazines"
+		;;
+	esac
 done
 
 # the wrong executable for a core (not of an AddressSanitizer process: too big)

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # vmemdb -p on a running e2e_prog (libvmem or libvmem-debug, static or
-# shared): the state, the conservative leak scan, and that the process is
-# left running and untraced afterwards, also when vmemdb is killed.
+# shared): the state, the counters, the magazines, the conservative leak
+# scan, and that the process is left running and untraced afterwards, also
+# when vmemdb is killed.
 . "$(dirname "$0")/lib.sh"
 variant=$1
 DEBUG=${variant%_shared}
@@ -20,13 +21,12 @@ start_wait "$variant" st
 check_common -p "$PROG_PID"
 resumed "after the common checks"
 
-expect_ok k.out -p "$PROG_PID" -e '::kstat'
-check_kstat k.out "$KSTAT" partial
+check_kstat "$KSTAT" -p "$PROG_PID"
+check_magazines -p "$PROG_PID"
 expect_ok leaks.out -p "$PROG_PID" -e '::findleaks'
 check_leaks_scan leaks.out "$DEBUG"
 expect_ok walk.out -p "$PROG_PID" -e '::findleaks | ::vmem_seg -s; ::walk leak'
-[ "$(count walk.out '^[0-9a-f]{16} (ALLC|CACH) ')" -eq "$([ "$DEBUG" = debug ] && echo 4 || echo 3)" ] ||
-	fail "::findleaks | ::vmem_seg"
+[ "$(count walk.out '^[0-9a-f]{16} (ALLC|CACH) ')" -eq 4 ] || fail "::findleaks | ::vmem_seg"
 expect_ok st.out -p "$PROG_PID" -e '::status'
 has st.out "^library: +libvmem$([ "$DEBUG" = debug ] && echo -debug), root version 1 at 0x[0-9a-f]+ in /"
 resumed "after ::findleaks"

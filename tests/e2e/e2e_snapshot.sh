@@ -10,14 +10,7 @@ KSTAT=$E2E_WORK/s.vsnap.kstat
 "$E2E_BIN/e2e_prog_$variant" snapshot "$E2E_WORK/s.vsnap" || fail "e2e_prog snapshot exited $?"
 check_common s.vsnap
 
-expect_ok k.out s.vsnap -e '::kstat'
-check_kstat k.out "$KSTAT" full
-if command -v python3 >/dev/null; then
-	expect_ok kj.out --json s.vsnap -e '::kstat'
-	python3 -c 'import json, sys; sys.exit(json.load(open(sys.argv[1])) != json.load(open(sys.argv[2])))' \
-		kj.out "$KSTAT.json" || fail "::kstat --json differs from vmem_kstat_print(VMEM_KSTAT_JSON)"
-	ok "::kstat --json"
-fi
+check_kstat "$KSTAT" s.vsnap
 
 expect_ok leaks.out s.vsnap -e '::findleaks'
 has leaks.out "^findleaks: snapshot: no process memory to scan, so every outstanding allocation is listed\$"

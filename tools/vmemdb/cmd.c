@@ -37,7 +37,8 @@ static const vdb_dcmd_t dcmds[] = {
     {"vmem_seg", dcmd_vmem_seg,
      "[ADDR]::vmem_seg [-sv] [-T type] [-m minsize] [-M maxsize] [-t thread] [-c caller] "
      "[-e earliest] [-l latest]",
-     "segments: type (ALLC, FREE, SPAN, CACH), start, end and the allocating caller\n"
+     "segments: type (ALLC, FREE, SPAN, CACH: a cached object a caller holds), start, end "
+     "and the allocating caller\n"
      "  ADDR: a segment (its tag or its start) or an arena (name or address); none: every "
      "arena\n"
      "  -v  verbose: size, thread, time and the symbolized stack\n"

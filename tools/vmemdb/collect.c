@@ -14,6 +14,17 @@
  * list walk is bounded (Brent's cycle check, an address-order check for
  * segments, a cap from the metadata actually mapped) and a broken list is
  * reported as a note with what was read before the break.
+ *
+ * Quantum caches.  An object of a slab whose free-map bit is clear is out of
+ * its slab: held by a caller, or free in a magazine (libvmem, not -debug,
+ * keeps freed objects in per-thread magazines and in each cache's depot).
+ * Where the root describes magazines, they are all read first: the depot's
+ * lists and, through the registry of per-thread tables, each thread's loaded
+ * and previous magazine of the cache.  Their objects become no record of the
+ * model (as in a snapshot, whose writer drains the magazines first) but the
+ * target's list of magazine objects; only the objects callers hold become
+ * CACHED records.  The same walk gives the cache counters that
+ * vmem_qcache_kstat() sums, so ::kstat prints what the process itself would.
  */
 #include "vmemdb.h"
 
@@ -28,7 +39,11 @@
 #define MAX_REGIONS (1u << 22)
 #define MAX_STACKS  (1u << 24)
 #define MAX_LOG     (1u << 26)
-#define MAX_NQCACHE 64
+#define MAX_NQCACHE 64         /* roots without ra_nqcache_max: a bound beside the arena's size */
+#define MAX_THREADS (1u << 22) /* tables on the magazine registry */
+#define MAX_ENTRIES (1u << 24) /* entries of one thread's table */
+#define MAX_ROUNDS  (1u << 16) /* a magazine's capacity */
+#define MAX_MAGS    (1u << 24) /* magazines on one depot list */
 #define MAX_STRUCT  (1u << 20) /* no libvmem structure is near this size */
 #define SEG_WALKER  0x40
 #define SEGF_ANCHOR 0x08
@@ -47,11 +62,24 @@ typedef struct rctx {
 	char *err;
 	size_t errlen;
 	uint64_t seg_limit;
-	uint8_t *abuf, *sbuf, *qbuf, *slbuf; /* one structure each, sized from the root */
+	bool mags; /* the root describes magazines (vr_size >= VMEM_ROOT_SIZE_MAGS) */
+	/* one structure each, sized from the root: arena, segment, cache, slab, magazine,
+	 * thread table, thread entry */
+	uint8_t *abuf, *sbuf, *qbuf, *slbuf, *mbuf, *tbuf, *ebuf;
 	growbuf_t arenas, segs, qcs, cached, stacks, pcs, log, regions;
-	uint64_t *arena_addr; /* parallel to arenas: the vmem_t's address */
-	uint64_t *arena_src;  /* and its source's address */
+	growbuf_t tables;             /* ttable_t: every thread's table of magazine entries */
+	growbuf_t magobj;             /* vdb_magobj_t: objects in magazines */
+	bool said_entries, said_mags; /* notes given once, not per cache */
+	uint64_t *arena_addr;         /* parallel to arenas: the vmem_t's address */
+	uint64_t *arena_src;          /* and its source's address */
 } rctx_t;
+
+/* A thread's table of magazine entries, as the registry gives it. */
+typedef struct ttable {
+	uint64_t addr;     /* the vmem_tcache_t */
+	uint64_t entry;    /* its table */
+	uint32_t nentries; /* entries in the table */
+} ttable_t;
 
 /* ---- small helpers --------------------------------------------------------------- */
 
@@ -185,6 +213,53 @@ static bool fits(uint32_t off, uint64_t width, uint32_t size)
 	return (uint64_t)off + width <= size;
 }
 
+/* The groups a root of VMEM_ROOT_SIZE_MAGS bytes or more adds: NULL, or what is wrong. */
+static const char *check_mag_layout(const rctx_t *c)
+{
+	const vmem_root_t *r = &c->r;
+	const vmem_root_qcstat_t *qs = &r->vr_qcstat;
+	const vmem_root_mag_t *m = &r->vr_mag;
+	const vmem_root_tcache_t *tc = &r->vr_tcache;
+	const vmem_root_region_t *rr = &r->vr_region;
+	uint32_t ps = c->ps, qsz = r->vr_qcache.rq_size;
+	const uint32_t ctr[] = {
+	    qs->qs_nfull,         qs->qs_nempty,           qs->qs_depot_alloc,
+	    qs->qs_depot_free,    qs->qs_depot_contention, qs->qs_slab_create,
+	    qs->qs_slab_destroy,  qs->qs_direct,           qs->qs_reaps,
+	    qs->qs_dead_alloc,    qs->qs_dead_free,        qs->qs_dead_alloc_miss,
+	    qs->qs_dead_free_miss};
+
+	if (r->vr_arena.ra_nqcache_max == 0 ||
+	    !fits(r->vr_arena.ra_qcache, (uint64_t)r->vr_arena.ra_nqcache_max * ps,
+	          r->vr_arena.ra_size))
+		return "the arena's cache array lies outside the arena";
+	if (rr->rr_hdrsize == 0 || rr->rr_hdrsize > MAX_STRUCT ||
+	    !fits(rr->rr_next, ps, rr->rr_hdrsize) || !fits(rr->rr_size, ps, rr->rr_hdrsize) ||
+	    !fits(rr->rr_kind, 4, rr->rr_hdrsize))
+		return "a region header field lies outside the header";
+	if (qsz == 0 || !fits(qs->qs_id, 4, qsz) || !fits(qs->qs_gen, 4, qsz) ||
+	    !fits(qs->qs_full, ps, qsz) || !fits(qs->qs_empty, ps, qsz))
+		return "a cache's depot lies outside the cache";
+	for (size_t i = 0; i < sizeof(ctr) / sizeof(ctr[0]); i++)
+		if (!fits(ctr[i], 8, qsz))
+			return "a cache counter lies outside the cache";
+	if (m->rm_size == 0 || m->rm_size > MAX_STRUCT || m->rm_nrounds == 0 ||
+	    m->rm_nrounds > MAX_ROUNDS || !fits(m->rm_next, ps, m->rm_size) ||
+	    !fits(m->rm_count, 4, m->rm_size) ||
+	    !fits(m->rm_round, (uint64_t)m->rm_nrounds * ps, m->rm_size))
+		return "a magazine field lies outside the magazine";
+	if (tc->rt_size == 0 || tc->rt_size > MAX_STRUCT || !fits(tc->rt_next, ps, tc->rt_size) ||
+	    !fits(tc->rt_nentries, 4, tc->rt_size) || !fits(tc->rt_entry, ps, tc->rt_size))
+		return "a thread table field lies outside the table";
+	if (tc->te_size == 0 || tc->te_size > MAX_STRUCT || !fits(tc->te_qc, ps, tc->te_size) ||
+	    !fits(tc->te_gen, 4, tc->te_size) || !fits(tc->te_loaded, ps, tc->te_size) ||
+	    !fits(tc->te_prev, ps, tc->te_size) || !fits(tc->te_alloc, 8, tc->te_size) ||
+	    !fits(tc->te_free, 8, tc->te_size) || !fits(tc->te_alloc_miss, 8, tc->te_size) ||
+	    !fits(tc->te_free_miss, 8, tc->te_size))
+		return "a thread entry field lies outside the entry";
+	return NULL;
+}
+
 static int check_layout(rctx_t *c)
 {
 	const vmem_root_t *r = &c->r;
@@ -224,6 +299,8 @@ static int check_layout(rctx_t *c)
 	         (!fits(q->qa_alloc_stack, 4, q->qa_size) ||
 	          !fits(q->qa_alloc_tid, 4, q->qa_size) || !fits(q->qa_alloc_time, 8, q->qa_size)))
 		bad = "an audit field lies outside the audit record";
+	else if (c->mags)
+		bad = check_mag_layout(c);
 	if (bad != NULL)
 		return fail(
 		    c, "the libvmem root is inconsistent (%s): not a build this vmemdb can read",
@@ -256,17 +333,31 @@ static int read_root(rctx_t *c, vdb_root_info_t *ri)
 		            ri->object, version, VMEM_ROOT_VERSION);
 	if (ptrsize != 4 && ptrsize != 8)
 		return fail(c, "the libvmem root in %s has pointer size %u", ri->object, ptrsize);
-	if (size < sizeof(vmem_root_t))
+	if (size < VMEM_ROOT_SIZE_BASE)
 		return fail(c, "the libvmem root in %s is %u bytes; version %d has at least %zu",
-		            ri->object, size, VMEM_ROOT_VERSION, sizeof(vmem_root_t));
-	if (!vdb_read(c->t, ri->addr, &c->r, sizeof(c->r)))
+		            ri->object, size, VMEM_ROOT_VERSION, VMEM_ROOT_SIZE_BASE);
+	/* What this vmemdb knows of a larger (newer) root; a smaller (older) one
+	 * lacks the groups appended since, which stay zero. */
+	memset(&c->r, 0, sizeof(c->r));
+	if (!vdb_read(c->t, ri->addr, &c->r, size < sizeof(c->r) ? size : sizeof(c->r)))
 		return fail(c, "cannot read vmem_debug_root at 0x%llx (in %s)",
 		            (unsigned long long)ri->addr, ri->object);
 	c->ps = ptrsize;
+	c->mags = size >= VMEM_ROOT_SIZE_MAGS;
 	ri->version = version;
+	ri->size = size;
+	ri->mags = c->mags;
 	ri->debug = debug != 0;
 	if (check_layout(c) != 0)
 		return -1;
+	if (!c->mags)
+		vdb_note(c->t,
+		         "the libvmem in %s has a root without magazines (an older build): cache "
+		         "counters other than sizes and slabs are not known%s",
+		         ri->object,
+		         debug ? ""
+		               : ", and objects freed into magazines cannot be told from "
+		                 "objects callers hold");
 	if (c->r.vr_debug && c->r.vr_dbg != 0 && !vdb_read(c->t, c->r.vr_dbg, &c->d, sizeof(c->d)))
 		return fail(c, "cannot read the debug part of the libvmem root at 0x%llx",
 		            (unsigned long long)c->r.vr_dbg);
@@ -278,15 +369,19 @@ static int read_root(rctx_t *c, vdb_root_info_t *ri)
 static int collect_regions(rctx_t *c)
 {
 	const vmem_root_region_t *rr = &c->r.vr_region;
-	uint32_t hdr = rr->rr_next + c->ps;
+	uint32_t hdr = rr->rr_hdrsize;
 	uint64_t addr, seg_bytes = 0;
 	brent_t b = {0, 0, 0};
 	uint8_t buf[256];
 
-	if (rr->rr_size + c->ps > hdr)
-		hdr = rr->rr_size + c->ps;
-	if (rr->rr_kind + 4 > hdr)
-		hdr = rr->rr_kind + 4;
+	if (hdr == 0) {
+		/* the first roots do not give the header's size: read up to the last field */
+		hdr = rr->rr_next + c->ps;
+		if (rr->rr_size + c->ps > hdr)
+			hdr = rr->rr_size + c->ps;
+		if (rr->rr_kind + 4 > hdr)
+			hdr = rr->rr_kind + 4;
+	}
 	if (hdr > sizeof(buf))
 		return fail(c, "the libvmem root's region header is too large (%u bytes)", hdr);
 	if (!rd_ptr(c, c->r.vr_region_head, &addr))
@@ -459,11 +554,257 @@ static int collect_segs(rctx_t *c, vsnap_arena_t *a, const uint8_t *abuf)
 	return 0;
 }
 
+/* ---- magazines ------------------------------------------------------------------------- */
+
+/* The cache whose magazines are being read. */
+typedef struct qinfo {
+	const char *name;
+	uint32_t arena; /* its arena's id */
+	uint32_t qc;    /* its index in c->qcs */
+	uint64_t objsize;
+} qinfo_t;
+
+/*
+ * The registry: where each thread's table of entries is.  A broken registry
+ * loses the magazines of the threads past the break, whose objects then look
+ * held (a note says so).
+ */
+static int collect_tables(rctx_t *c)
+{
+	const vmem_root_tcache_t *rt = &c->r.vr_tcache;
+	brent_t b = {0, 0, 0};
+	const char *why = NULL;
+	uint64_t addr;
+
+	if (!rd_ptr(c, rt->rt_registry, &addr)) {
+		vdb_note(c->t,
+		         "the registry of thread magazines is unreadable at 0x%llx: objects in "
+		         "threads' magazines look held",
+		         (unsigned long long)rt->rt_registry);
+		return 0;
+	}
+	while (addr != 0) {
+		ttable_t *tt;
+
+		if (c->tables.n >= MAX_THREADS || brent_cycle(&b, addr))
+			why = "a cycle";
+		else if (!vdb_read(c->t, addr, c->tbuf, rt->rt_size))
+			why = "an unreadable table";
+		if (why != NULL)
+			break;
+		if ((tt = grow(&c->tables)) == NULL)
+			return fail(c, "out of memory");
+		tt->addr = addr;
+		tt->entry = get_ptr(c, c->tbuf, rt->rt_entry);
+		tt->nentries = (uint32_t)get_uint(c->tbuf, rt->rt_nentries, 4);
+		if (tt->nentries > MAX_ENTRIES) {
+			vdb_note(c->t,
+			         "the magazine table of a thread (0x%llx) claims %u entries: not "
+			         "read; objects in its magazines look held",
+			         (unsigned long long)addr, tt->nentries);
+			tt->nentries = 0;
+		}
+		addr = get_ptr(c, c->tbuf, rt->rt_next);
+	}
+	if (why != NULL)
+		vdb_note(c->t,
+		         "the registry of thread magazines is broken at 0x%llx (%s; %zu tables "
+		         "read): objects in the other threads' magazines look held",
+		         (unsigned long long)addr, why, c->tables.n);
+	return 0;
+}
+
+/*
+ * One magazine of cache qi at addr: its rounds become magazine objects, and
+ * *count grows by the count it claims (what vmem_qcache_kstat() adds up).
+ * The magazine stays in c->mbuf for the caller's list walk.  1: read; 0:
+ * unreadable (said once); -1: out of memory.
+ */
+static int read_mag(rctx_t *c, const qinfo_t *qi, uint64_t addr, uint64_t *count)
+{
+	const vmem_root_mag_t *m = &c->r.vr_mag;
+	uint32_t n;
+
+	if (!vdb_read(c->t, addr, c->mbuf, m->rm_size)) {
+		if (!c->said_mags)
+			vdb_note(c->t,
+			         "cache %s: magazine at 0x%llx unreadable: its objects look held",
+			         qi->name, (unsigned long long)addr);
+		c->said_mags = true;
+		return 0;
+	}
+	n = (uint32_t)get_uint(c->mbuf, m->rm_count, 4);
+	*count += n;
+	if (n > m->rm_nrounds) {
+		if (!c->said_mags)
+			vdb_note(c->t,
+			         "cache %s: magazine at 0x%llx claims %u rounds (it holds %u): "
+			         "its objects look held",
+			         qi->name, (unsigned long long)addr, n, m->rm_nrounds);
+		c->said_mags = true;
+		return 1;
+	}
+	for (uint32_t i = 0; i < n; i++) {
+		vdb_magobj_t *o = grow(&c->magobj);
+
+		if (o == NULL)
+			return fail(c, "out of memory");
+		o->addr = get_ptr(c, c->mbuf, m->rm_round + i * c->ps);
+		o->size = qi->objsize;
+		o->arena = qi->arena;
+		o->qc = qi->qc;
+	}
+	return 1;
+}
+
+/* A depot list of magazines, which claims `claimed` of them. */
+static int read_depot(rctx_t *c, const qinfo_t *qi, uint64_t head, uint64_t claimed,
+                      const char *which, uint64_t *count)
+{
+	brent_t b = {0, 0, 0};
+	uint64_t n = 0;
+
+	/* a process stopped (or dumped) inside a depot operation may be one off */
+	if (claimed > MAX_MAGS)
+		claimed = MAX_MAGS;
+	for (uint64_t m = head; m != 0; m = get_ptr(c, c->mbuf, c->r.vr_mag.rm_next)) {
+		int rc;
+
+		if (n++ > claimed + 16 || brent_cycle(&b, m)) {
+			vdb_note(
+			    c->t,
+			    "cache %s: the depot's list of %s magazines is broken at 0x%llx (it "
+			    "claims %llu)",
+			    qi->name, which, (unsigned long long)m, (unsigned long long)claimed);
+			return 0;
+		}
+		if ((rc = read_mag(c, qi, m, count)) <= 0)
+			return rc;
+	}
+	return 0;
+}
+
+/*
+ * Every thread's entry of the cache at qaddr (id, gen): its counters into
+ * sums (alloc, free, alloc_miss, free_miss) and its loaded and previous
+ * magazines, as vmem__tc_sum() finds them.
+ */
+static int read_thread_mags(rctx_t *c, const qinfo_t *qi, uint64_t qaddr, uint32_t id, uint32_t gen,
+                            uint64_t sums[4], uint64_t *count)
+{
+	const vmem_root_tcache_t *rt = &c->r.vr_tcache;
+	const uint32_t ctr[4] = {rt->te_alloc, rt->te_free, rt->te_alloc_miss, rt->te_free_miss};
+
+	for (size_t i = 0; i < c->tables.n; i++) {
+		const ttable_t *tt = (const ttable_t *)c->tables.p + i;
+		uint64_t e = tt->entry + (uint64_t)id * rt->te_size, mags[2];
+
+		if (id >= tt->nentries)
+			continue; /* this thread never used the cache */
+		if (!vdb_read(c->t, e, c->ebuf, rt->te_size)) {
+			if (!c->said_entries)
+				vdb_note(c->t,
+				         "the magazine table of a thread (0x%llx) is unreadable at "
+				         "0x%llx: objects in its magazines look held",
+				         (unsigned long long)tt->addr, (unsigned long long)e);
+			c->said_entries = true;
+			continue;
+		}
+		/* unused, or left by an earlier cache with the same id */
+		if (get_ptr(c, c->ebuf, rt->te_qc) != qaddr ||
+		    (uint32_t)get_uint(c->ebuf, rt->te_gen, 4) != gen)
+			continue;
+		for (int k = 0; k < 4; k++)
+			sums[k] += get_uint(c->ebuf, ctr[k], 8);
+		mags[0] = get_ptr(c, c->ebuf, rt->te_loaded);
+		mags[1] = get_ptr(c, c->ebuf, rt->te_prev);
+		for (int k = 0; k < 2; k++)
+			if (mags[k] != 0 && read_mag(c, qi, mags[k], count) < 0)
+				return -1;
+	}
+	return 0;
+}
+
+static int magobj_addr_cmp(const void *x, const void *y)
+{
+	const vdb_magobj_t *a = x, *b = y;
+
+	return a->addr < b->addr ? -1 : a->addr > b->addr;
+}
+
+/*
+ * The magazines of the cache at qaddr (record r, read into c->qbuf) and the
+ * counters that need them: afterwards its magazine objects are
+ * c->magobj[*first ..], sorted by address.
+ */
+static int collect_mags(rctx_t *c, uint32_t qi_index, uint64_t qaddr, size_t *first)
+{
+	const vmem_root_qcstat_t *qs = &c->r.vr_qcstat;
+	const uint8_t *q = c->qbuf;
+	vsnap_qcache_rec_t *r = (vsnap_qcache_rec_t *)c->qcs.p + qi_index;
+	qinfo_t qi = {r->qr_name, r->qr_arena, qi_index, r->qr_kstat[0]};
+	uint64_t sums[4], rounds = 0, empties_rounds = 0;
+	uint64_t nfull = get_uint(q, qs->qs_nfull, 8), nempty = get_uint(q, qs->qs_nempty, 8);
+
+	*first = c->magobj.n;
+	/* vmem_qcache_kstat(): the cache's own counts, then every live thread's */
+	sums[0] = get_uint(q, qs->qs_dead_alloc, 8);
+	sums[1] = get_uint(q, qs->qs_dead_free, 8);
+	sums[2] = get_uint(q, qs->qs_dead_alloc_miss, 8);
+	sums[3] = get_uint(q, qs->qs_dead_free_miss, 8);
+	if (read_depot(c, &qi, get_ptr(c, q, qs->qs_full), nfull, "full", &rounds) < 0 ||
+	    read_depot(c, &qi, get_ptr(c, q, qs->qs_empty), nempty, "empty", &empties_rounds) < 0 ||
+	    read_thread_mags(c, &qi, qaddr, (uint32_t)get_uint(q, qs->qs_id, 4),
+	                     (uint32_t)get_uint(q, qs->qs_gen, 4), sums, &rounds) != 0)
+		return -1;
+	/* Empty magazines hold no rounds; if one did, they would still be free, but
+	 * the library's mag_rounds counts full magazines and threads' only. */
+	memcpy(&r->qr_kstat[2], sums, sizeof(sums));
+	r->qr_kstat[6] = get_uint(q, qs->qs_depot_alloc, 8);
+	r->qr_kstat[7] = get_uint(q, qs->qs_depot_free, 8);
+	r->qr_kstat[8] = get_uint(q, qs->qs_depot_contention, 8);
+	r->qr_kstat[9] = nfull;
+	r->qr_kstat[10] = nempty;
+	r->qr_kstat[11] = rounds;
+	r->qr_kstat[13] = get_uint(q, qs->qs_slab_create, 8);
+	r->qr_kstat[14] = get_uint(q, qs->qs_slab_destroy, 8);
+	r->qr_kstat[16] = get_uint(q, qs->qs_direct, 8);
+	r->qr_kstat[17] = get_uint(q, qs->qs_reaps, 8);
+	if (c->magobj.n > *first)
+		qsort((vdb_magobj_t *)c->magobj.p + *first, c->magobj.n - *first,
+		      sizeof(vdb_magobj_t), magobj_addr_cmp);
+	return 0;
+}
+
+/* By arena, then address: the order vdb_magobj() searches. */
+static int magobj_cmp(const void *x, const void *y)
+{
+	const vdb_magobj_t *a = x, *b = y;
+
+	if (a->arena != b->arena)
+		return a->arena < b->arena ? -1 : 1;
+	return magobj_addr_cmp(x, y);
+}
+
+/* Is the object at addr in one of the magazines c->magobj[first ..] (sorted)? */
+static bool in_mags(const rctx_t *c, size_t first, uint64_t addr)
+{
+	vdb_magobj_t key = {addr, 0, 0, 0};
+
+	if (c->magobj.n <= first)
+		return false; /* none (and perhaps no array at all) */
+	return bsearch(&key, (vdb_magobj_t *)c->magobj.p + first, c->magobj.n - first,
+	               sizeof(vdb_magobj_t), magobj_addr_cmp) != NULL;
+}
+
 /* ---- quantum caches ------------------------------------------------------------------ */
 
-/* The objects of one slab that callers hold (their bit in the free map is clear). */
+/*
+ * The objects of one slab that callers hold: out of the slab (their bit in
+ * the free map is clear) and in none of the cache's magazines, c->magobj[mfirst ..].
+ */
 static int slab_objects(rctx_t *c, const vsnap_arena_t *a, uint64_t slab, uint64_t objsize,
-                        uint32_t nobj)
+                        uint32_t nobj, size_t mfirst)
 {
 	const vmem_root_qcache_t *q = &c->r.vr_qcache;
 	uint64_t base = get_ptr(c, c->slbuf, q->sl_base);
@@ -483,6 +824,8 @@ static int slab_objects(rctx_t *c, const vsnap_arena_t *a, uint64_t slab, uint64
 
 		if (freemap & (1ULL << i))
 			continue;
+		if (in_mags(c, mfirst, base + (uint64_t)i * objsize))
+			continue; /* free, cached in a magazine */
 		if ((g = grow(&c->cached)) == NULL) {
 			free(ab);
 			return fail(c, "out of memory");
@@ -510,6 +853,7 @@ static int collect_qcache(rctx_t *c, vsnap_arena_t *a, uint32_t index, uint64_t 
 	uint64_t objsize, nslabs;
 	vsnap_qcache_rec_t *r;
 	uint32_t nobj;
+	size_t mfirst;
 
 	if (!vdb_read(c->t, qaddr, c->qbuf, q->rq_size)) {
 		vdb_note(c->t, "arena '%s': cache %u unreadable at 0x%llx", a->a.ar_name, index,
@@ -526,11 +870,14 @@ static int collect_qcache(rctx_t *c, vsnap_arena_t *a, uint32_t index, uint64_t 
 	objsize = get_ptr(c, c->qbuf, q->rq_objsize);
 	nobj = (uint32_t)get_uint(c->qbuf, q->rq_nobj, 4);
 	nslabs = get_ptr(c, c->qbuf, q->rq_nslabs);
-	/* the counters the root describes; the others stay 0 (t->qk_partial) */
+	/* the counters of the first roots; the others stay 0 without magazines (qk_partial) */
 	r->qr_kstat[0] = objsize;
 	r->qr_kstat[1] = get_ptr(c, c->qbuf, q->rq_slabsize);
 	r->qr_kstat[12] = nslabs;
 	r->qr_kstat[15] = get_uint(c->qbuf, q->rq_slab_out, 8);
+	mfirst = c->magobj.n;
+	if (c->mags && collect_mags(c, (uint32_t)(c->qcs.n - 1), qaddr, &mfirst) != 0)
+		return -1;
 	if (nobj > 64 || objsize == 0) {
 		vdb_note(c->t, "cache %s: %u objects of %llu bytes per slab: not read", r->qr_name,
 		         nobj, (unsigned long long)objsize);
@@ -548,7 +895,7 @@ static int collect_qcache(rctx_t *c, vsnap_arena_t *a, uint32_t index, uint64_t 
 				         r->qr_name, list, (unsigned long long)slab);
 				break;
 			}
-			if (slab_objects(c, a, slab, objsize, nobj) != 0)
+			if (slab_objects(c, a, slab, objsize, nobj, mfirst) != 0)
 				return -1;
 			slab = get_ptr(c, c->slbuf, q->sl_next);
 		}
@@ -613,6 +960,7 @@ static int merge_cached(rctx_t *c, vsnap_arena_t *a)
 static int collect_arena_contents(rctx_t *c)
 {
 	const vmem_root_arena_t *ra = &c->r.vr_arena;
+	uint32_t nqmax = ra->ra_nqcache_max != 0 ? ra->ra_nqcache_max : MAX_NQCACHE;
 
 	for (size_t i = 0; i < c->arenas.n; i++) {
 		vsnap_arena_t *a = (vsnap_arena_t *)c->arenas.p + i;
@@ -624,7 +972,7 @@ static int collect_arena_contents(rctx_t *c)
 		if (collect_segs(c, a, c->abuf) != 0)
 			return -1;
 		a->qc_first = c->qcs.n;
-		if (nq > MAX_NQCACHE || !fits(ra->ra_qcache, (uint64_t)nq * c->ps, ra->ra_size)) {
+		if (nq > nqmax || !fits(ra->ra_qcache, (uint64_t)nq * c->ps, ra->ra_size)) {
 			vdb_note(c->t, "arena '%s': %u quantum caches: not read", a->a.ar_name, nq);
 			nq = 0;
 		}
@@ -866,6 +1214,11 @@ static void rctx_free(rctx_t *c)
 	free(c->sbuf);
 	free(c->qbuf);
 	free(c->slbuf);
+	free(c->mbuf);
+	free(c->tbuf);
+	free(c->ebuf);
+	free(c->tables.p);
+	free(c->magobj.p);
 	free(c->arenas.p);
 	free(c->segs.p);
 	free(c->qcs.p);
@@ -890,7 +1243,19 @@ static int collect_all(rctx_t *c, vdb_root_info_t *ri, vsnap_t *s)
 	c->slbuf = malloc(r->vr_qcache.sl_size + 1);
 	if (c->abuf == NULL || c->sbuf == NULL || c->qbuf == NULL || c->slbuf == NULL)
 		return fail(c, "out of memory");
-	if (collect_regions(c) != 0 || collect_arenas(c) != 0 || collect_arena_contents(c) != 0)
+	if (c->mags) {
+		c->mbuf = malloc(r->vr_mag.rm_size);
+		c->tbuf = malloc(r->vr_tcache.rt_size);
+		c->ebuf = malloc(r->vr_tcache.te_size);
+		if (c->mbuf == NULL || c->tbuf == NULL || c->ebuf == NULL)
+			return fail(c, "out of memory");
+	}
+	if (collect_regions(c) != 0 || collect_arenas(c) != 0)
+		return -1;
+	/* the threads' tables before the caches, whose magazines they hold */
+	if (c->mags && collect_tables(c) != 0)
+		return -1;
+	if (collect_arena_contents(c) != 0)
 		return -1;
 	if (r->vr_debug && r->vr_dbg != 0 && (collect_stacks(c) != 0 || collect_log(c) != 0))
 		return -1;
@@ -917,6 +1282,8 @@ int vdb_collect(vdb_target_t *t, vdb_root_info_t *ri, char *err, size_t errlen)
 	c.pcs.elsize = sizeof(uint64_t);
 	c.log.elsize = sizeof(vsnap_txrec_t);
 	c.regions.elsize = sizeof(vsnap_region_rec_t);
+	c.tables.elsize = sizeof(ttable_t);
+	c.magobj.elsize = sizeof(vdb_magobj_t);
 	if (s == NULL) {
 		snprintf(err, errlen, "out of memory");
 		return -1;
@@ -949,9 +1316,14 @@ int vdb_collect(vdb_target_t *t, vdb_root_info_t *ri, char *err, size_t errlen)
 		free(c.pcs.p);
 	}
 	c.pcs.p = NULL;
+	if (c.magobj.n > 0)
+		qsort(c.magobj.p, c.magobj.n, sizeof(vdb_magobj_t), magobj_cmp);
+	t->magobj = c.magobj.p;
+	t->nmagobj = c.magobj.n;
+	c.magobj.p = NULL;
 	rctx_free(&c);
 	t->snap = s;
 	t->snap_free = vdb_collect_free;
-	t->qk_partial = true;
+	t->qk_partial = !c.mags;
 	return 0;
 }

@@ -246,13 +246,44 @@ static const char *region_kind(uint32_t k)
 	return k < sizeof(names) / sizeof(names[0]) ? names[k] : "?";
 }
 
+/*
+ * The magazine object containing addr, when the innermost record of arena a
+ * there (g) is the slab it belongs to, or the object itself (one the arena
+ * served directly); else NULL.
+ */
+static const vdb_magobj_t *magazine_of(const vdb_t *db, const vsnap_arena_t *a,
+                                       const vsnap_seg_rec_t *g, uint64_t addr)
+{
+	const vdb_magobj_t *m = vdb_magobj(db, a->a.ar_id, addr);
+
+	if (m == NULL || g->sg_type != VSNAP_ALLOC)
+		return NULL;
+	return (g->sg_flags & VSNAP_F_SLAB) || g->sg_start == m->addr ? m : NULL;
+}
+
+static const char *magazine_cache(const vdb_t *db, const vdb_magobj_t *m)
+{
+	return m->qc < db->s->nqcaches ? db->s->qcaches[m->qc].qr_name : "?";
+}
+
 /* One containing segment, as a line of text (and the audit record with it). */
 static void whatis_text(vdb_call_t *c, uint64_t addr, const vsnap_arena_t *a, size_t k)
 {
 	vdb_t *db = c->db;
 	const vsnap_seg_rec_t *g = &db->s->segs[k];
 	const char *imp = NULL, *cache = NULL;
+	const vdb_magobj_t *m = magazine_of(db, a, g, addr);
 
+	if (m != NULL) { /* described by the object, as a held one would be */
+		fprintf(c->fp,
+		        "%" PRIx64 " is %" PRIx64 "+%" PRIx64
+		        ", free in a magazine of the %s cache of the %s vmem arena%s (vmem_seg "
+		        "%" PRIx64 ", %" PRIu64 " bytes)\n",
+		        addr, m->addr, addr - m->addr, magazine_cache(db, m), a->a.ar_name,
+		        (g->sg_flags & VSNAP_F_SLAB) ? "" : ", served by the arena directly",
+		        vdb_seg_addr(db, k), m->size);
+		return;
+	}
 	fprintf(c->fp, "%" PRIx64 " is %" PRIx64 "+%" PRIx64 ", ", addr, g->sg_start,
 	        addr - g->sg_start);
 	switch (g->sg_type) {
@@ -309,6 +340,8 @@ static void whatis_one(vdb_call_t *c, vdb_json_t *j, uint64_t addr)
 {
 	vdb_t *db = c->db;
 	bool found = false;
+	const vdb_magobj_t *mag = NULL;
+	const vsnap_arena_t *mag_arena = NULL;
 
 	if (c->json) {
 		vj_obj(j);
@@ -327,6 +360,9 @@ static void whatis_one(vdb_call_t *c, vdb_json_t *j, uint64_t addr)
 		found = true;
 		if (c->json) {
 			vdb_seg_json(db, j, k, true);
+			if (mag == NULL &&
+			    (mag = magazine_of(db, a, &db->s->segs[k], addr)) != NULL)
+				mag_arena = a;
 			continue;
 		}
 		whatis_text(c, addr, a, k);
@@ -339,6 +375,15 @@ static void whatis_one(vdb_call_t *c, vdb_json_t *j, uint64_t addr)
 	}
 	if (c->json)
 		vj_arr_end(j);
+	if (c->json && mag != NULL) {
+		vj_key(j, "magazine");
+		vj_obj(j);
+		vj_kstr(j, "cache", magazine_cache(db, mag));
+		vj_kstr(j, "arena", mag_arena->a.ar_name);
+		vj_kaddr(j, "start", mag->addr);
+		vj_ku64(j, "size", mag->size);
+		vj_obj_end(j);
+	}
 	for (size_t i = 0; i < db->s->nregions && !found; i++) {
 		const vsnap_region_rec_t *r = &db->s->regions[i];
 

@@ -23,7 +23,8 @@ static const char *const cache_stats[VSNAP_NQKSTAT] = {
     "slabs",       "slab_create", "slab_destroy",
     "slab_out",    "direct",      "reaps"};
 
-/* The cache counters the root describes (a live process or a core knows only these). */
+/* The cache counters every version-1 root describes: all a process or a core whose
+ * root predates the description of magazines (qk_partial) can show. */
 static const bool cache_known_remote[VSNAP_NQKSTAT] = {
     [0] = true, [1] = true, [12] = true, [15] = true};
 
@@ -453,6 +454,8 @@ int dcmd_status(vdb_call_t *c)
 			vj_kaddr(&j, "root", db->root.addr);
 			vj_kstr(&j, "root_object", db->root.object);
 			vj_ku64(&j, "root_version", db->root.version);
+			vj_ku64(&j, "root_size", db->root.size);
+			vj_kbool(&j, "root_magazines", db->root.mags);
 		}
 		vj_ku64(&j, "arenas", s->narenas);
 		vj_ku64(&j, "spans", count[0]);
@@ -460,6 +463,8 @@ int dcmd_status(vdb_call_t *c)
 		vj_ku64(&j, "free", count[2]);
 		vj_ku64(&j, "cached", count[3]);
 		vj_ku64(&j, "qcaches", s->nqcaches);
+		if (db->t->kind != VDB_SNAP && !db->t->qk_partial)
+			vj_ku64(&j, "magazine_objects", db->t->nmagobj);
 		vj_ku64(&j, "stacks", s->nstacks);
 		vj_ku64(&j, "log", s->nlog);
 		vj_ku64(&j, "regions", s->nregions);
@@ -492,6 +497,10 @@ int dcmd_status(vdb_call_t *c)
 	        "\narenas:   %zu; %zu spans, %zu allocated, %zu free, %zu cached objects; "
 	        "%zu quantum caches\n",
 	        s->narenas, count[0], count[1], count[2], count[3], s->nqcaches);
+	/* a snapshot's writer emptied the magazines; a process's may hold objects */
+	if (db->t->kind != VDB_SNAP && !db->t->qk_partial)
+		fprintf(c->fp, "cached:   %zu objects free in magazines (not held by callers)\n",
+		        db->t->nmagobj);
 	fprintf(c->fp, "debug:    %zu stacks, %zu log records\n", s->nstacks, s->nlog);
 	fprintf(c->fp, "metadata: %zu regions, %s\n", s->nregions, vdb_human(meta, h, sizeof(h)));
 	for (int i = 0; i < db->t->nnotes; i++)

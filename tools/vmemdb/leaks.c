@@ -4,8 +4,11 @@
  * With process memory (live, core) this is mdb's conservative scan.  The
  * candidates are the allocated segments and cached objects of every arena,
  * except the spans arenas imported from their source (the importer's
- * records refer to those) and quantum-cache slabs (their objects are the
- * candidates).  The roots are every readable and writable mapping, minus
+ * records refer to those), quantum-cache slabs (their objects are the
+ * candidates) and objects free in a cache's magazines (the collector leaves
+ * those out of the cached objects; an object the arena served directly
+ * stays an allocated segment while it waits in a magazine, so it is looked
+ * up here).  The roots are every readable and writable mapping, minus
  * libvmem's metadata regions (the segment records point at every segment,
  * so nothing would ever look leaked) and minus the arenas' own ranges (a
  * leaked block pointing at another would hide it; free space holds stale
@@ -167,8 +170,11 @@ static int collect_candidates(leakrun_t *lr, const size_t *only, size_t nonly)
 		for (size_t i = ar->seg_first; i < ar->seg_first + ar->seg_count; i++) {
 			const vsnap_seg_rec_t *g = &s->segs[i];
 			impkey_t key = {ar->a.ar_id, g->sg_start};
+			const vdb_magobj_t *m;
 
-			if (g->sg_type == VSNAP_CACHED && lr->scan_mode && !debug) {
+			/* an older root: objects out of their slabs may be in magazines */
+			if (g->sg_type == VSNAP_CACHED && lr->scan_mode && !debug &&
+			    db->t->qk_partial) {
 				skipped_cached = true;
 				continue;
 			}
@@ -176,6 +182,10 @@ static int collect_candidates(leakrun_t *lr, const size_t *only, size_t nonly)
 				continue;
 			if (g->sg_type == VSNAP_ALLOC && (g->sg_flags & VSNAP_F_SLAB))
 				continue;
+			if (g->sg_type == VSNAP_ALLOC && (g->sg_flags & VSNAP_F_QDIRECT) &&
+			    (m = vdb_magobj(db, ar->a.ar_id, g->sg_start)) != NULL &&
+			    m->addr == g->sg_start)
+				continue; /* free: the arena's, cached in a magazine */
 			/* a span an importer took (an ALLOC segment, or a cached object when the
 			 * import size is a cached one) is the importer's business */
 			if (bsearch(&key, imp, nimp, sizeof(*imp), impkey_cmp) != NULL)
@@ -194,8 +204,8 @@ static int collect_candidates(leakrun_t *lr, const size_t *only, size_t nonly)
 	if (skipped_cached)
 		lr->notes[lr->nnotes++] =
 		    "quantum-cached objects were not checked: libvmem (not "
-		    "-debug) keeps freed objects in per-thread magazines that "
-		    "its root does not describe";
+		    "-debug) keeps freed objects in magazines, which the root of "
+		    "this older build does not describe";
 	return 0;
 }
 

@@ -322,6 +322,24 @@ bool vdb_seg_audited(const vdb_t *db, const vsnap_seg_rec_t *g)
 	       (g->sg_stack != 0 || g->sg_time != 0 || g->sg_thread != 0);
 }
 
+const vdb_magobj_t *vdb_magobj(const vdb_t *db, uint32_t arena, uint64_t addr)
+{
+	const vdb_magobj_t *m = db->t->magobj;
+	size_t lo = 0, hi = db->t->nmagobj;
+
+	while (lo < hi) { /* past the last object of `arena` starting at or below addr */
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (m[mid].arena < arena || (m[mid].arena == arena && m[mid].addr <= addr))
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	if (lo == 0 || m[lo - 1].arena != arena || addr - m[lo - 1].addr >= m[lo - 1].size)
+		return NULL;
+	return &m[lo - 1];
+}
+
 static int by_pipe_addr(const void *x, const void *y)
 {
 	uint64_t a = vdb_seg_addr(sort_db, (size_t) * (const uint64_t *)x);

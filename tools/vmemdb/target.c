@@ -122,10 +122,12 @@ void vdb_target_free_common(vdb_target_t *t)
 		free((char *)t->objs[i].path);
 	free(t->objs);
 	free(t->threads);
+	free(t->magobj);
 	t->maps = NULL;
 	t->objs = NULL;
 	t->threads = NULL;
-	t->nmaps = t->nobjs = t->nthreads = 0;
+	t->magobj = NULL;
+	t->nmaps = t->nobjs = t->nthreads = t->nmagobj = 0;
 }
 
 void vdb_target_close(vdb_target_t *t)

@@ -54,6 +54,19 @@ typedef struct vdb_thread {
 	uint64_t regs[VDB_MAXREGS];
 } vdb_thread_t;
 
+/*
+ * An object sitting in a quantum cache's magazine (a thread's or the
+ * depot's) of a live process or a core: out of its slab, yet free for
+ * callers.  The model has no record for it (a snapshot drains magazines
+ * before it is written); the leak scan and ::whatis look it up here.
+ */
+typedef struct vdb_magobj {
+	uint64_t addr;  /* the object's first address */
+	uint64_t size;  /* its cache's object size */
+	uint32_t arena; /* arena id */
+	uint32_t qc;    /* its cache: index in the model's qcaches */
+} vdb_magobj_t;
+
 typedef struct vdb_target vdb_target_t;
 
 typedef struct vdb_target_ops {
@@ -75,8 +88,13 @@ struct vdb_target {
 	size_t nobjs;
 	vsnap_t *snap;                /* the model */
 	void (*snap_free)(vsnap_t *); /* how the model is freed */
-	bool qk_partial;              /* cache counters other than sizes and slabs unknown */
-	char notes[8][256];           /* said once when the target opens (warnings) */
+	/* The root predates the description of magazines (an older libvmem): cache
+	 * counters other than sizes and slabs are unknown, and objects out of their
+	 * slabs may be free in magazines rather than held. */
+	bool qk_partial;
+	vdb_magobj_t *magobj; /* live, core: objects in magazines, by arena id then address */
+	size_t nmagobj;
+	char notes[8][256]; /* said once when the target opens (warnings) */
 	int nnotes;
 	void *priv;
 };
@@ -132,6 +150,8 @@ typedef struct vdb_root_info {
 	const char *object; /* the object defining it */
 	bool debug;         /* libvmem-debug */
 	uint32_t version;
+	uint32_t size; /* its vr_size */
+	bool mags;     /* it describes magazines (vr_size >= VMEM_ROOT_SIZE_MAGS) */
 } vdb_root_info_t;
 
 /* Find and validate the root, walk the allocator: 0 and t->snap, or -1 and a message. */
@@ -246,6 +266,8 @@ const char *vdb_seg_type_long(uint8_t type); /* "alloc", "free", "span", "cached
 /* The arena a segment index belongs to. */
 const vsnap_arena_t *vdb_seg_arena(const vdb_t *db, size_t i);
 bool vdb_seg_audited(const vdb_t *db, const vsnap_seg_rec_t *g);
+/* The object in a magazine of arena `arena` (an id) that contains addr, or NULL. */
+const vdb_magobj_t *vdb_magobj(const vdb_t *db, uint32_t arena, uint64_t addr);
 
 /* Numbers: 0x.. hex, 0t.. decimal, 0o.. octal, else `radix`; K/M/G/T suffixes if sizes. */
 bool vdb_parse_num(const char *s, int radix, bool sizes, uint64_t *out);
