@@ -448,7 +448,8 @@ found:
  * search for any segment that fits: the one might-fit freelist in an
  * unindexed arena (exactly as illumos), the index otherwise.
  */
-static vmem_seg_t *fit_instant(vmem_t *vmp, const vmem_req_t *r, bool high, uintptr_t *addrp)
+static vmem_seg_t *fit_instant(vmem_t *vmp, const vmem_req_t *r, bool high, uintptr_t *addrp,
+                               bool *nomem)
 {
 	bool ranged = r->rq_min != 0 || r->rq_last != UINTPTR_MAX;
 	size_t g = vmem__guaranteed_size(vmp, r);
@@ -475,25 +476,31 @@ static vmem_seg_t *fit_instant(vmem_t *vmp, const vmem_req_t *r, bool high, uint
 		}
 		return NULL;
 	}
-	if (!vmem__index_addr(vmp))
+	if (!vmem__index_addr(vmp)) {
+		*nomem = true;
 		return NULL;
+	}
 	/* Segments of the guaranteed size fit unless the range clips them. */
 	if (g != 0 && (vsp = addr_scan(vmp, r, g, high, addrp)) != NULL)
 		return vsp;
 	return addr_scan(vmp, r, r->rq_rsize, high, addrp);
 }
 
-vmem_seg_t *vmem__fit(vmem_t *vmp, const vmem_req_t *r, uintptr_t *addrp)
+vmem_seg_t *vmem__fit(vmem_t *vmp, const vmem_req_t *r, uintptr_t *addrp, bool *nomem)
 {
 	int policy = r->rq_flags & (VM_BESTFIT | VM_FIRSTFIT | VM_NEXTFIT);
 	bool high = (r->rq_flags & VM_ENDALLOC) != 0;
 
+	*nomem = false;
 	if (policy == 0)
-		return fit_instant(vmp, r, high, addrp);
+		return fit_instant(vmp, r, high, addrp, nomem);
+	/* The index these policies search is built on first use. */
+	if (!(policy == VM_BESTFIT ? vmem__index_size(vmp) : vmem__index_addr(vmp))) {
+		*nomem = true;
+		return NULL;
+	}
 	if (policy == VM_BESTFIT)
-		return vmem__index_size(vmp) ? fit_best(vmp, r, high, addrp) : NULL;
-	if (!vmem__index_addr(vmp))
-		return NULL; /* no memory for the index: as if nothing fitted */
+		return fit_best(vmp, r, high, addrp);
 	if (policy == VM_NEXTFIT)
 		return fit_next(vmp, r, addrp);
 	return addr_scan(vmp, r, r->rq_rsize, high, addrp);

@@ -388,7 +388,7 @@ static bool reclaim_locked(vmem_t *vmp, int vmflag)
  * function.  A span the arena cannot use (misaligned, overlapping, too
  * small, or no tags left to describe it) goes straight back.
  */
-static int import_locked(vmem_t *vmp, const vmem_req_t *r)
+static int import_locked(vmem_t *vmp, const vmem_req_t *r, vmem_seg_t **spanp)
 {
 	size_t q = vmp->vm_quantum, aq = q, pad = r->rq_phase, isize, want, ialign;
 	uintptr_t addr, t;
@@ -435,7 +435,7 @@ static int import_locked(vmem_t *vmp, const vmem_req_t *r)
 		pthread_mutex_lock(&vmp->vm_lock);
 		return ENOMEM;
 	}
-	vmem__span_create(vmp, addr, isize, true);
+	*spanp = vmem__span_create(vmp, addr, isize, true)->vs_aprev; /* the span marker */
 	return 0;
 }
 
@@ -463,6 +463,26 @@ static bool span_returnable(const vmem_t *vmp, const vmem_seg_t *fsp)
 	       (fsp->vs_aprev->vs_flags & VMEM_SEGF_IMPORTED) != 0;
 }
 
+/*
+ * An allocation imported `span` and then did not use it: either another
+ * thread's concurrent import left a fit that was taken first, or the fit
+ * failed for want of metadata.  Give it back now if it is wholly free, or
+ * nothing would ever return it (spans go back when a free empties them).
+ * Lock held; dropped around the release.
+ */
+static void return_unused_import(vmem_t *vmp, vmem_seg_t *span)
+{
+	uintptr_t start;
+	size_t size;
+
+	if (!span_returnable(vmp, span->vs_anext))
+		return;
+	span_take_locked(vmp, span->vs_anext, &start, &size);
+	pthread_mutex_unlock(&vmp->vm_lock);
+	vmp->vm_release(vmp, start, size);
+	pthread_mutex_lock(&vmp->vm_lock);
+}
+
 /* ---- allocation ----------------------------------------------------------- */
 
 /*
@@ -472,21 +492,31 @@ static bool span_returnable(const vmem_t *vmp, const vmem_seg_t *fsp)
 static int xalloc_locked(vmem_t *vmp, const vmem_req_t *r, uintptr_t *addrp)
 {
 	bool sleeper = (r->rq_flags & (VM_NOSLEEP | VM_ABORT)) == 0, counted = false;
+	bool importing = can_import(vmp, r);
 	unsigned backoff = 0, reclaims = 0;
 	uint64_t gen = 0;
 	int err = ENOMEM;
+	/* The span imported for this request, if the lock has been held since. */
+	vmem_seg_t *fresh = NULL;
 
 	for (;;) {
 		vmem_seg_t *fsp, *asp;
 		uintptr_t addr;
+		bool nomem = true;
 
-		if (vmem__seg_reserve(vmp, VMEM_SEGS_PER_ALLOC) != 0) {
+		fsp = vmem__seg_reserve(vmp, VMEM_SEGS_PER_ALLOC) == 0
+		          ? vmem__fit(vmp, r, &addr, &nomem)
+		          : NULL;
+		if (fsp == NULL && nomem) {
+			/* Out of metadata, not of space: a sleeper backs off and retries. */
+			if (fresh != NULL)
+				return_unused_import(vmp, fresh);
+			fresh = NULL;
 			if (!sleeper)
 				break;
 			populate_wait_locked(vmp, &backoff);
 			continue;
 		}
-		fsp = vmem__fit(vmp, r, &addr);
 		if (fsp != NULL) {
 			asp = vmem__carve(vmp, fsp, addr, r->rq_rsize, r->rq_size);
 			asp->vs_flags |= r->rq_segflags;
@@ -494,7 +524,19 @@ static int xalloc_locked(vmem_t *vmp, const vmem_req_t *r, uintptr_t *addrp)
 				vmem__dbg_on_alloc(vmp, asp);
 			*addrp = addr;
 			err = 0;
+			if (fresh != NULL)
+				return_unused_import(vmp, fresh);
 			break;
+		}
+		if (fresh != NULL) {
+			/*
+			 * Cannot happen (the span was checked to hold the request
+			 * and the lock held since), but importing again would only
+			 * pile up unused spans.
+			 */
+			return_unused_import(vmp, fresh);
+			fresh = NULL;
+			importing = false;
 		}
 		if (sleeper && !counted) {
 			count_sleeper(vmp, 1);
@@ -502,7 +544,7 @@ static int xalloc_locked(vmem_t *vmp, const vmem_req_t *r, uintptr_t *addrp)
 		}
 		if (sleeper)
 			gen = chain_gen(vmp);
-		if (can_import(vmp, r) && import_locked(vmp, r) == 0)
+		if (importing && import_locked(vmp, r, &fresh) == 0)
 			continue;
 		if ((r->rq_flags & VM_ABORT) == 0 && (sleeper || reclaims < 4) &&
 		    reap_locked(vmp)) {
@@ -811,8 +853,37 @@ static bool size_matches(const vmem_t *vmp, const vmem_seg_t *vsp, size_t size)
 	return vmp->vm_free_rounded && round_size(vmp, size, &rsize) && rsize == vsp->vs_size;
 }
 
-/* Free [addr, addr + size), which must be an allocated segment of vmp. */
-static void xfree_impl(vmem_t *vmp, uintptr_t addr, size_t size, const char *func)
+/*
+ * A caller's free that names what the quantum cache owns: a slab (its first
+ * object starts where the slab does; freeing the slab would pull the object
+ * and its neighbours out from under the cache), or, given to vmem_xfree, an
+ * object the cache served straight from the arena (it must go back through
+ * vmem_free, which keeps the cache's count of such objects).
+ */
+static void report_cache_free(vmem_t *vmp, vmem_seg_t *vsp, size_t size, const char *func)
+{
+	vmem_error_info_t info = {.ve_kind = strcmp(func, "vmem_xfree") == 0
+	                                         ? VMEM_ERR_XFREE_CACHED
+	                                         : VMEM_ERR_INTERIOR_FREE,
+	                          .ve_func = func,
+	                          .ve_arena = vmp,
+	                          .ve_arena_name = vmp->vm_name,
+	                          .ve_addr = vsp->vs_start,
+	                          .ve_size = size,
+	                          .ve_seg_start = vsp->vs_start,
+	                          .ve_seg_size = vsp->u.a.vs_asize};
+
+	if (vmem_debug)
+		vmem__dbg_describe_seg(vsp, &info);
+	pthread_mutex_unlock(&vmp->vm_lock);
+	vmem__report_free_error(vmp, &info);
+}
+
+/*
+ * Free [addr, addr + size), which must be an allocated segment of vmp.
+ * `internal`: the quantum cache giving back a slab (callers never may).
+ */
+static void xfree_impl(vmem_t *vmp, uintptr_t addr, size_t size, const char *func, bool internal)
 {
 	vmem_seg_t **linkp, *vsp, *fsp;
 	uintptr_t span_start = 0;
@@ -827,6 +898,12 @@ static void xfree_impl(vmem_t *vmp, uintptr_t addr, size_t size, const char *fun
 		return;
 	}
 	vsp = *linkp;
+	if (!internal &&
+	    ((vsp->vs_flags & VMEM_SEGF_SLAB) != 0 ||
+	     ((vsp->vs_flags & VMEM_SEGF_QDIRECT) != 0 && strcmp(func, "vmem_xfree") == 0))) {
+		report_cache_free(vmp, vsp, size, func); /* unlocks */
+		return;
+	}
 	if (!size_matches(vmp, vsp, size) || (vmem_debug && !vmem__dbg_free_allowed(vsp, func))) {
 		vmem_error_info_t info = {.ve_kind = size_matches(vmp, vsp, size)
 		                                         ? VMEM_ERR_FREE_XALLOC
@@ -868,7 +945,7 @@ void vmem__free(vmem_t *vmp, uintptr_t addr, size_t size, const char *func)
 		vmem__qc_free(vmp->vm_qcache[(size - 1) >> vmp->vm_qshift], addr);
 		return;
 	}
-	xfree_impl(vmp, addr, size, func);
+	xfree_impl(vmp, addr, size, func, false);
 }
 
 int vmem__alloc_seg(vmem_t *vmp, size_t size, size_t align, int vmflag, uint8_t segflags,
@@ -891,7 +968,7 @@ int vmem__alloc_seg(vmem_t *vmp, size_t size, size_t align, int vmflag, uint8_t 
 
 void vmem__free_seg(vmem_t *vmp, uintptr_t addr, size_t size)
 {
-	xfree_impl(vmp, addr, size, "vmem_free");
+	xfree_impl(vmp, addr, size, "vmem_free", true);
 }
 
 /*
@@ -930,14 +1007,14 @@ void vmem__free_cached_object(vmem_t *vmp, uintptr_t addr, size_t size, struct v
 		             "quantum-cached size must be freed with vmem_xfree",
 		             vmp->vm_name, (unsigned long)addr, size);
 	}
-	xfree_impl(vmp, addr, size, "vmem_free");
+	xfree_impl(vmp, addr, size, "vmem_free", false);
 }
 
 void vmem__xfree(vmem_t *vmp, uintptr_t addr, size_t size, const char *func)
 {
 	if (vmp == NULL)
 		vmem__panic("%s(NULL, %#lx, %zu): NULL arena", func, (unsigned long)addr, size);
-	xfree_impl(vmp, addr, size, func);
+	xfree_impl(vmp, addr, size, func, false);
 }
 
 void vmem_free(vmem_t *vmp, void *vaddr, size_t size)

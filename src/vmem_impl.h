@@ -158,8 +158,8 @@ struct vmem {
 	 * The index: built on the first request that needs more than instant
 	 * fit (best, first or next fit, constrained xalloc), then kept.
 	 */
-	bool vm_idx_addr; /* the address half of the index is built */
-	bool vm_idx_size; /* the size half is built */
+	bool vm_idx_addr;                /* the address half of the index is built */
+	bool vm_idx_size;                /* the size half is built */
 	vmem_avl_tree_t vm_free_addr;    /* FREE segments by address, max size augmented */
 	struct vmem_sizeidx *vm_sizeidx; /* FREE segments of up to 1024 quanta, by exact size */
 	vmem_avl_tree_t vm_free_size;    /* larger FREE segments, by (size, address) */
@@ -293,7 +293,12 @@ typedef struct vmem_req {
 } vmem_req_t;
 
 bool vmem__seg_fit(const vmem_req_t *r, uintptr_t start, size_t size, bool high, uintptr_t *tp);
-vmem_seg_t *vmem__fit(vmem_t *vmp, const vmem_req_t *r, uintptr_t *addrp);
+/*
+ * Choose a free segment for r and the address in it (lock held).  NULL with
+ * *nomem set: the index the policy needs could not be mapped (a metadata
+ * shortage, not a full arena).
+ */
+vmem_seg_t *vmem__fit(vmem_t *vmp, const vmem_req_t *r, uintptr_t *addrp, bool *nomem);
 bool vmem__req_unconstrained(const vmem_t *vmp, const vmem_req_t *r);
 size_t vmem__guaranteed_size(const vmem_t *vmp, const vmem_req_t *r);
 
