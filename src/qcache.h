@@ -203,6 +203,74 @@ static inline bool vmem__qc_plausible(const vmem_qcache_t *qc, uintptr_t addr)
 	return off % qc->qc_objsize == 0 && off / qc->qc_objsize < qc->qc_nobj;
 }
 
+/*
+ * The fast paths the public entry points try first: a round from (or into)
+ * this thread's loaded magazine, else its previous one.  They make no
+ * calls, so those entry points stay leaf functions (no frame, no saved
+ * registers) when they succeed.  false: nothing changed; take the full
+ * path (vmem__qc_alloc/vmem__qc_free below), which enters again and sees
+ * a consistent state.  Not for the debug library (no magazines there).
+ */
+static inline bool vmem__qc_alloc_fast(vmem_qcache_t *qc, uintptr_t *addrp)
+{
+	vmem_tc_entry_t *e = vmem__tc_entry(qc);
+	vmem_mag_t *m;
+	uint32_t n;
+
+	if (__builtin_expect(e == NULL || !vmem__tc_enter(e), 0))
+		return false;
+	m = e->te_loaded;
+	n = atomic_load_explicit(&m->mg_count, memory_order_relaxed);
+	if (__builtin_expect(n == 0, 0)) {
+		vmem_mag_t *p = e->te_prev;
+
+		n = atomic_load_explicit(&p->mg_count, memory_order_relaxed);
+		if (n == 0) {
+			vmem__tc_leave(e);
+			return false;
+		}
+		e->te_prev = m;
+		e->te_loaded = m = p;
+	}
+	*addrp = m->mg_round[--n];
+	atomic_store_explicit(&m->mg_count, n, memory_order_relaxed);
+	vmem__tc_count(&e->te_alloc);
+	vmem__tc_leave(e);
+	return true;
+}
+
+/* sleepers: the arena's vm_sleepers (frees then bypass the magazines). */
+static inline bool vmem__qc_free_fast(vmem_qcache_t *qc, uintptr_t addr, unsigned sleepers)
+{
+	vmem_tc_entry_t *e;
+	vmem_mag_t *m;
+	uint32_t n;
+
+	if (__builtin_expect(sleepers != 0 || !vmem__qc_plausible(qc, addr), 0))
+		return false;
+	e = vmem__tc_entry(qc);
+	if (__builtin_expect(e == NULL || !vmem__tc_enter(e), 0))
+		return false;
+	m = e->te_loaded;
+	n = atomic_load_explicit(&m->mg_count, memory_order_relaxed);
+	if (__builtin_expect(n == VMEM_MAG_ROUNDS, 0)) {
+		vmem_mag_t *p = e->te_prev;
+
+		if (atomic_load_explicit(&p->mg_count, memory_order_relaxed) != 0) {
+			vmem__tc_leave(e);
+			return false;
+		}
+		e->te_prev = m;
+		e->te_loaded = m = p;
+		n = 0;
+	}
+	m->mg_round[n] = addr;
+	atomic_store_explicit(&m->mg_count, n + 1, memory_order_relaxed);
+	vmem__tc_count(&e->te_free);
+	vmem__tc_leave(e);
+	return true;
+}
+
 /* vmem_alloc() of a cached size: the loaded magazine, else the previous. */
 static inline int vmem__qc_alloc(vmem_qcache_t *qc, int vmflag, uintptr_t *addrp)
 {

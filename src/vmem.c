@@ -629,7 +629,13 @@ void *vmem_alloc(vmem_t *vmp, size_t size, int vmflag)
 {
 	VMEM_API_SCOPE();
 	uintptr_t addr;
-	int err = vmem__alloc(vmp, size, vmflag, &addr);
+	int err;
+
+	/* A cached size from this thread's magazines: the common case, no calls. */
+	if (!vmem_debug && vmp != NULL && size - 1 < vmp->vm_qcache_max && call_flags_ok(vmflag) &&
+	    vmem__qc_alloc_fast(vmp->vm_qcache[(size - 1) >> vmp->vm_qshift], &addr))
+		return (void *)addr;
+	err = vmem__alloc(vmp, size, vmflag, &addr);
 
 	if (err == EINVAL)
 		return invalid(vmflag, "vmem_alloc",
@@ -1020,6 +1026,11 @@ void vmem__xfree(vmem_t *vmp, uintptr_t addr, size_t size, const char *func)
 void vmem_free(vmem_t *vmp, void *vaddr, size_t size)
 {
 	VMEM_API_SCOPE();
+
+	if (!vmem_debug && vmp != NULL && size - 1 < vmp->vm_qcache_max &&
+	    vmem__qc_free_fast(vmp->vm_qcache[(size - 1) >> vmp->vm_qshift], (uintptr_t)vaddr,
+	                       atomic_load_explicit(&vmp->vm_sleepers, memory_order_relaxed)))
+		return;
 	vmem__free(vmp, (uintptr_t)vaddr, size, "vmem_free");
 }
 
