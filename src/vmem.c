@@ -494,7 +494,7 @@ static int xalloc_locked(vmem_t *vmp, const vmem_req_t *r, uintptr_t *addrp)
 	bool sleeper = (r->rq_flags & (VM_NOSLEEP | VM_ABORT)) == 0, counted = false;
 	bool importing = can_import(vmp, r);
 	unsigned backoff = 0, reclaims = 0;
-	uint64_t gen = 0;
+	uint64_t gen = 0, fgen;
 	int err = ENOMEM;
 	/* The span imported for this request, if the lock has been held since. */
 	vmem_seg_t *fresh = NULL;
@@ -544,8 +544,18 @@ static int xalloc_locked(vmem_t *vmp, const vmem_req_t *r, uintptr_t *addrp)
 		}
 		if (sleeper)
 			gen = chain_gen(vmp);
+		fgen = atomic_load(&vmp->vm_freegen);
 		if (importing && import_locked(vmp, r, &fresh) == 0)
 			continue;
+		/*
+		 * A failed import may itself have freed space here: a source
+		 * reaps its importers' caches before it fails, which gives our
+		 * empty slabs back to us.  Our own reap would not see that.
+		 */
+		if (atomic_load(&vmp->vm_freegen) != fgen && (sleeper || reclaims < 4)) {
+			reclaims++;
+			continue;
+		}
 		if ((r->rq_flags & VM_ABORT) == 0 && (sleeper || reclaims < 4) &&
 		    reap_locked(vmp)) {
 			reclaims++;
