@@ -6,6 +6,8 @@
 #   ./build.sh test    build everything and run the whole test suite (README, second command)
 #   ./build.sh asan    the test suite under AddressSanitizer + UndefinedBehaviorSanitizer
 #   ./build.sh tsan    the concurrency tests under ThreadSanitizer
+#   ./build.sh fuzz [SECONDS]   libFuzzer on the arena core under ASan+UBSan (.ci/fuzz.sh)
+#   ./build.sh valgrind         the core tests under valgrind memcheck (.ci/valgrind.sh)
 #   ./build.sh bench [--quick] [--json]   the benchmark suite (optimized build)
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -68,13 +70,22 @@ tsan)
 	build build-tsan -DCMAKE_BUILD_TYPE=Debug -DVMEM_SANITIZE=thread
 	TSAN_OPTIONS=halt_on_error=1 ctest --test-dir build-tsan -L concurrency --output-on-failure
 	;;
+fuzz)
+	ensure_packages
+	.ci/fuzz.sh "$@"
+	;;
+valgrind)
+	ensure_packages
+	build build -DCMAKE_BUILD_TYPE=RelWithDebInfo
+	.ci/valgrind.sh build
+	;;
 bench)
 	ensure_packages
 	build build -DCMAKE_BUILD_TYPE=RelWithDebInfo
 	./build/tests/bench/vmem-bench "$@"
 	;;
 *)
-	echo "usage: $0 demo|test|asan|tsan|bench [bench options]" >&2
+	echo "usage: $0 demo|test|asan|tsan|fuzz [seconds]|valgrind|bench [bench options]" >&2
 	exit 2
 	;;
 esac

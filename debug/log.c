@@ -141,7 +141,8 @@ void vmem__dbg_snap_log(struct vmem_snapw *w)
 	pthread_mutex_lock(&log_lock);
 	n = vmem__dbg_log_seq < vmem__dbg_log_size ? vmem__dbg_log_seq : vmem__dbg_log_size;
 	for (uint64_t k = n; k > 0; k--) {
-		const vmem_txrec_t *r = &vmem__dbg_log_recs[(vmem__dbg_log_seq - k) % vmem__dbg_log_size];
+		const vmem_txrec_t *r =
+		    &vmem__dbg_log_recs[(vmem__dbg_log_seq - k) % vmem__dbg_log_size];
 
 		vmem__snapw_put(w, r, sizeof(*r));
 		vmem__snapw_record(w);

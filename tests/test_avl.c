@@ -36,7 +36,6 @@ static bool aug_changed(vmem_avl_node_t *n)
 	return true;
 }
 
-
 static int cmp(const vmem_avl_node_t *a, const vmem_avl_node_t *b)
 {
 	return ITEM(a)->key < ITEM(b)->key ? -1 : ITEM(a)->key > ITEM(b)->key;
