@@ -784,9 +784,11 @@ static void w6(void)
 /* ---- D: the debug library's costs ------------------------------------------------------ */
 
 #ifdef VMEM_BENCH_DEBUG
-#define VARIANT "vmem-debug"
+#define VARIANT    "vmem-debug"
+#define BENCH_PROG "vmem-bench-debug"
 #else
-#define VARIANT "vmem"
+#define VARIANT    "vmem"
+#define BENCH_PROG "vmem-bench"
 #endif
 
 /* Resident memory of this process, in bytes. */
@@ -816,15 +818,12 @@ static __attribute__((noinline)) double deep_pairs(vmem_t *vmp, long pairs, int 
 	return r;
 }
 
-static void d_costs(void)
+static void d_pairs(void)
 {
-	long pairs = quick ? 200000 : 2000000, n = quick ? 100000 : 1000000;
+	long pairs = quick ? 200000 : 2000000;
 	vmem_t *c = w1_arena(true), *u = w1_arena(false);
-	live_t l;
-	size_t before;
 	bench_result_t r = {
 	    "D", "instantfit", VARIANT, pairs, 1, 0, 0, 0, "16-frame stacks, cached size"};
-	char note[96];
 
 	r.ns_per_op = deep_pairs(c, pairs, 13);
 	bench_emit(&r);
@@ -834,8 +833,22 @@ static void d_costs(void)
 	bench_emit(&r);
 	vmem_destroy(c);
 	vmem_destroy(u);
+}
 
-	/* Metadata per live segment: the growth of resident memory. */
+/*
+ * Metadata per live segment: the growth of resident memory while n
+ * segments of W2's sizes are allocated.  The library keeps the records it
+ * has mapped in a process-wide pool, so this must run in a process that
+ * has not allocated before (main runs it with --meta in a fresh one).
+ */
+static void d_meta(void)
+{
+	long n = quick ? 100000 : 1000000;
+	live_t l;
+	vmem_t *u;
+	size_t before;
+	char note[96];
+
 	l.seg = malloc((size_t)n * sizeof(*l.seg));
 	memset(l.seg, 0, (size_t)n * sizeof(*l.seg));
 	u = vmem_create("d-meta", (void *)((uintptr_t)1 << 40), (size_t)1 << 44, W2_Q, NULL, NULL,
@@ -897,16 +910,20 @@ static void s_snapshot(void)
 	free(l.seg);
 }
 
-/* vmem-bench runs vmem-bench-debug, found next to it, for the debug rows. */
-static void run_debug_variant(const char *argv0)
+/*
+ * Run `prog` (vmem-bench or vmem-bench-debug, found next to argv0) with
+ * this run's options and `extra`, copying its results to our output.
+ */
+static void run_variant(const char *argv0, const char *prog, const char *extra)
 {
 	char cmd[4096], line[1024];
 	const char *slash = strrchr(argv0, '/');
 	FILE *f;
 
-	snprintf(cmd, sizeof(cmd), "%.*svmem-bench-debug%s%s%s%s",
-	         slash ? (int)(slash - argv0 + 1) : 0, argv0, quick ? " --quick" : "",
-	         json ? " --json" : "", only ? " --only " : "", only ? only : "");
+	snprintf(cmd, sizeof(cmd), "%.*s%s%s%s%s%s%s", slash ? (int)(slash - argv0 + 1) : 0, argv0,
+	         prog, quick ? " --quick" : "", json ? " --json" : "", only ? " --only " : "",
+	         only ? only : "", extra);
+	fflush(stdout);
 	f = popen(cmd, "r");
 	if (f == NULL)
 		return;
@@ -917,6 +934,8 @@ static void run_debug_variant(const char *argv0)
 
 int main(int argc, char **argv)
 {
+	bool meta = false;
+
 	for (int i = 1; i < argc; i++) {
 		if (strcmp(argv[i], "--quick") == 0)
 			quick = true;
@@ -924,10 +943,16 @@ int main(int argc, char **argv)
 			json = true;
 		else if (strcmp(argv[i], "--only") == 0 && i + 1 < argc)
 			only = argv[++i];
+		else if (strcmp(argv[i], "--meta") == 0)
+			meta = true; /* internal: D's metadata row, in a fresh process */
 		else {
 			fprintf(stderr, "usage: vmem-bench [--quick] [--json] [--only Wn]\n");
 			return 2;
 		}
+	}
+	if (meta) {
+		d_meta();
+		return 0;
 	}
 #ifndef VMEM_BENCH_DEBUG
 	if (bench_selected("W1"))
@@ -940,21 +965,19 @@ int main(int argc, char **argv)
 		w4();
 	if (bench_selected("W5"))
 		w5();
-#endif
-#ifdef VMEM_BENCH_DEBUG
-	(void)w1, (void)w2, (void)w3, (void)w4, (void)w5, (void)w6, (void)run_debug_variant;
-	if (bench_selected("W1") || bench_selected("D"))
-		d_costs();
-	if (bench_selected("S"))
-		s_snapshot();
-#else
 	if (bench_selected("W6"))
 		w6();
-	if (bench_selected("D"))
-		d_costs();
+#else
+	(void)w1, (void)w2, (void)w3, (void)w4, (void)w5, (void)w6;
+#endif
+	if (bench_selected("D")) {
+		d_pairs();
+		run_variant(argv[0], BENCH_PROG, " --meta");
+	}
 	if (bench_selected("S"))
 		s_snapshot();
-	run_debug_variant(argv[0]);
+#ifndef VMEM_BENCH_DEBUG
+	run_variant(argv[0], "vmem-bench-debug", "");
 #endif
 	return 0;
 }
