@@ -6,7 +6,7 @@
 int main(void)
 {
 	vmem_t *vmp = vmem_create("installed", (void *)0x1000, 0x10000, 0x1000, NULL, NULL, NULL, 0,
-				  VM_SLEEP);
+	                          VM_SLEEP);
 	void *p = vmp != NULL ? vmem_alloc(vmp, 0x2000, VM_SLEEP) : NULL;
 
 	if (p == NULL)
