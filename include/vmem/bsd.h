@@ -30,8 +30,10 @@
  *               first segment of the first size class that surely fits,
  *               which is vmem's instant fit; so is ours (constant time,
  *               NOT the lowest address).
- *   M_BESTFIT   "prefer space efficiency": the smallest free segment that
- *               fits (ties: lowest address).
+ *   M_BESTFIT   "prefer space efficiency": a smallest free segment that
+ *               fits; among equals, up to 1024 quanta the most recently
+ *               freed (O(1) through exact size classes), above that the
+ *               lowest address.
  *   M_NEXTFIT   address-ordered search starting where the previous
  *               next-fit allocation ended, wrapping around.
  *
