@@ -715,11 +715,37 @@ int vmem__xalloc(vmem_t *vmp, size_t size, size_t align, size_t phase, size_t no
 	return xalloc(vmp, &r, addrp);
 }
 
+/*
+ * The last address a segment's extent may reach under illumos' maxaddr
+ * (exclusive, NULL: none).  illumos bounds the caller's range
+ * [addr, addr + size), not the quantum-rounded extent: vmem_alloc(9F)'s
+ * maxaddr is "the maximum address which may be included in the segment",
+ * and a segment is what the caller asked for.  A start t is always a
+ * quantum multiple, so t + size <= maxaddr iff t <= P2ALIGN(maxaddr - size),
+ * i.e. iff the extent ends at or below P2ALIGN(maxaddr - size) + rsize - 1
+ * (which cannot wrap: P2ALIGN(2^64 - 1 - size) <= 2^64 - rsize).  The
+ * extent may then reach past maxaddr by less than a quantum, as in illumos.
+ * With a quantum-aligned maxaddr this is maxaddr - 1.  Requests that
+ * xalloc_request() refuses anyway keep maxaddr - 1, so the refusal names
+ * the caller's range.
+ */
+static uintptr_t xalloc_last(const vmem_t *vmp, size_t size, uintptr_t min, void *maxaddr)
+{
+	uintptr_t max = (uintptr_t)maxaddr;
+	size_t rsize;
+
+	if (maxaddr == NULL)
+		return UINTPTR_MAX;
+	if (vmp == NULL || max <= min || max - min < size || !round_size(vmp, size, &rsize))
+		return max - 1;
+	return ((max - size) & ~(vmp->vm_quantum - 1)) + (rsize - 1);
+}
+
 void *vmem_xalloc(vmem_t *vmp, size_t size, size_t align_arg, size_t phase, size_t nocross,
                   void *minaddr, void *maxaddr, int vmflag)
 {
 	VMEM_API_SCOPE();
-	uintptr_t addr, last = maxaddr == NULL ? UINTPTR_MAX : (uintptr_t)maxaddr - 1;
+	uintptr_t addr, last = xalloc_last(vmp, size, (uintptr_t)minaddr, maxaddr);
 	const char *bad = NULL;
 	int err;
 

@@ -436,6 +436,42 @@ static void expect_xalloc_einval(vmem_t *vmp, size_t size, size_t align, size_t 
 	assert_int_equal(errno, EINVAL);
 }
 
+/*
+ * maxaddr bounds the caller's range [a, a + size), not the extent rounded
+ * up to the quantum (vmem_alloc(9F): "the maximum address which may be
+ * included in the segment"; illumos compares start + size with it).
+ */
+static void test_xalloc_maxaddr_bounds_callers_size(void **state)
+{
+	vmem_t *vmp =
+	    vmem_create("xq", (void *)0x100000, 0x100000, PG, NULL, NULL, NULL, 0, VM_SLEEP);
+	uintptr_t top = (uintptr_t)0 - PG, a;
+
+	(void)state;
+	a = (uintptr_t)vmem_xalloc(vmp, 0x800, 0, 0, 0, (void *)0x101000, (void *)0x101800,
+	                           VM_NOSLEEP);
+	assert_int_equal(a, 0x101000);
+	a = (uintptr_t)vmem_xalloc(vmp, 0x800, 0, 0, 0, NULL, (void *)0x102800,
+	                           VM_NOSLEEP | VM_ENDALLOC);
+	assert_int_equal(a, 0x102000);
+	/* One byte more than fits below maxaddr: the next page down. */
+	a = (uintptr_t)vmem_xalloc(vmp, 0x801, 0, 0, 0, NULL, (void *)0x104800,
+	                           VM_NOSLEEP | VM_ENDALLOC);
+	assert_int_equal(a, 0x103000);
+	/* A range wide enough for the size but holding no quantum-aligned start. */
+	expect_xalloc_einval(vmp, 0x800, 0, 0, 0, 0x105400, 0x105c00, VM_NOSLEEP);
+	assert_int_equal(vmem_size(vmp, VMEM_ALLOC), 0x800 + 0x800 + 0x801);
+	assert_arena_ok(vmp);
+	vmem_destroy(vmp);
+
+	/* At the top of the address space: maxaddr 2^64 - 0x800 admits the last page. */
+	vmp = vmem_create("xtop", (void *)top, PG, PG, NULL, NULL, NULL, 0, VM_SLEEP);
+	a = (uintptr_t)vmem_xalloc(vmp, 0x800, 0, 0, 0, NULL, (void *)(top + 0x800), VM_NOSLEEP);
+	assert_int_equal(a, top);
+	assert_arena_ok(vmp);
+	vmem_destroy(vmp);
+}
+
 static void test_xalloc_errors(void **state)
 {
 	vmem_t *vmp = page_arena("xerr", 64);
@@ -1032,6 +1068,7 @@ int main(void)
 	    cmocka_unit_test(test_xalloc_constraints),
 	    cmocka_unit_test(test_xalloc_nocross_moves),
 	    cmocka_unit_test(test_xalloc_errors),
+	    cmocka_unit_test(test_xalloc_maxaddr_bounds_callers_size),
 	    cmocka_unit_test(test_bad_frees_continue),
 	    cmocka_unit_test(test_bad_free_aborts_by_default),
 	    cmocka_unit_test(test_vm_panic_aborts),

@@ -52,7 +52,26 @@ typedef struct model {
 typedef struct mreq {
 	uint64_t size, rsize, align, phase, nocross, min, last;
 	int flags;
+	uint64_t max; /* vmem_xalloc's maxaddr (exclusive, 0: none) */
 } mreq_t;
+
+/*
+ * The last address an extent may reach under maxaddr: illumos bounds the
+ * caller's [a, a + size), not the rounded extent, so the highest start is
+ * the highest quantum multiple t with t + size <= max.  Requests the
+ * library refuses anyway keep max - 1.
+ */
+static uint64_t caller_last(uint64_t size, uint64_t min, uint64_t max)
+{
+	u128 t;
+
+	if (max == 0)
+		return UINT64_MAX;
+	if (max <= min || max - min < size || size == 0 || size > UINT64_MAX - (Q - 1))
+		return max - 1;
+	t = (u128)(max - size) / Q * Q;
+	return (uint64_t)(t + ((size + Q - 1) / Q * Q) - 1);
+}
 
 static model_t P, C;
 
@@ -595,6 +614,7 @@ static void check_result(model_t *m, const mreq_t *r, uint64_t a)
 	assert_int_equal(a % Q, 0);
 	assert_int_equal(a % r->align, r->phase);
 	assert_true(a >= r->min && (u128)a + r->rsize - 1 <= r->last);
+	assert_true(r->max == 0 || (u128)a + r->size <= r->max); /* the caller's range */
 	if (r->nocross)
 		assert_true(a / r->nocross == ((u128)a + r->rsize - 1) / r->nocross);
 	/* disjoint from its neighbours */
@@ -660,6 +680,8 @@ static void do_alloc(model_t *m, bool x)
 		default:
 			break;
 		}
+		r.max = r.last == UINT64_MAX ? 0 : r.last + 1;
+		r.last = caller_last(r.size, r.min, r.max);
 	}
 	{
 		mreq_t eff = r;
@@ -673,9 +695,8 @@ static void do_alloc(model_t *m, bool x)
 	import_fail_size = 0;
 	errno = 0;
 	if (x)
-		p = vmem_xalloc(
-		    m->vmp, r.size, r.align, r.phase, r.nocross, (void *)(uintptr_t)r.min,
-		    r.last == UINT64_MAX ? NULL : (void *)(uintptr_t)(r.last + 1), r.flags);
+		p = vmem_xalloc(m->vmp, r.size, r.align, r.phase, r.nocross,
+		                (void *)(uintptr_t)r.min, (void *)(uintptr_t)r.max, r.flags);
 	else
 		p = vmem_alloc(m->vmp, r.size, r.flags);
 	err = errno;
@@ -695,7 +716,7 @@ static void do_alloc(model_t *m, bool x)
 		if (m == &C && r.min == 0 && r.last == UINT64_MAX) {
 			/* The child must have tried to import, and the parent had no room. */
 			mreq_t imp = {
-			    import_fail_size, import_fail_size, Q, 0, 0, 0, UINT64_MAX, 0};
+			    import_fail_size, import_fail_size, Q, 0, 0, 0, UINT64_MAX, 0, 0};
 
 			assert_true(import_fail_size != 0);
 			assert_false(model_can_fit(&P, &imp));

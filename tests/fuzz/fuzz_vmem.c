@@ -131,6 +131,7 @@ typedef struct mreq {
 	uint64_t size, rsize, align, phase, nocross, min, last;
 	int flags;
 	bool x;
+	uint64_t max; /* vmem_xalloc's maxaddr (exclusive, 0: none) */
 } mreq_t;
 
 /* What one operation did: imports, releases, reports, injected faults. */
@@ -191,6 +192,24 @@ static void op_begin(void)
 static bool cached(const marena_t *A, uint64_t size)
 {
 	return size - 1 < A->vmp->vm_qcache_max;
+}
+
+/*
+ * The last address an extent may reach under maxaddr: illumos bounds the
+ * caller's [a, a + size), not the rounded extent, so the highest start is
+ * the highest quantum multiple t with t + size <= max.  Requests the
+ * library refuses anyway keep max - 1.
+ */
+static uint64_t caller_last(uint64_t q, uint64_t size, uint64_t min, uint64_t max)
+{
+	u128 t;
+
+	if (max == 0)
+		return UINT64_MAX;
+	if (max <= min || max - min < size || size == 0 || size > UINT64_MAX - (q - 1))
+		return max - 1;
+	t = (u128)(max - size) / q * q;
+	return (uint64_t)(t + (((u128)size + q - 1) / q * q) - 1);
 }
 
 static uint64_t roundq(uint64_t size, uint64_t q)
@@ -558,6 +577,7 @@ static void check_placement(const marena_t *A, const mreq_t *r, uint64_t a)
 	CHECK(a % A->q == 0);
 	CHECK(a % r->align == r->phase);
 	CHECK(a >= r->min && (u128)a + r->rsize - 1 <= r->last);
+	CHECK(r->max == 0 || (u128)a + r->size <= r->max); /* the caller's range */
 	if (r->nocross)
 		CHECK(a / r->nocross == ((u128)a + r->rsize - 1) / r->nocross);
 	if (i > 0)
@@ -735,7 +755,7 @@ static bool import_refused_on_purpose(int child)
 static void *do_import(int child, vmem_t *src, size_t size, int flags)
 {
 	marena_t *S = &ar[ar[child].parent];
-	mreq_t r = {size, roundq(size, S->q), S->q, 0, 0, 0, UINT64_MAX, flags, false};
+	mreq_t r = {size, roundq(size, S->q), S->q, 0, 0, 0, UINT64_MAX, flags, false, 0};
 	bool fits;
 	int imports0 = count_imports(ar[child].parent);
 	void *p;
@@ -768,7 +788,7 @@ static void *do_ximport(int child, vmem_t *src, size_t *sizep, size_t align, int
 		return NULL;
 	}
 	size = roundq(size, g);
-	r = (mreq_t){size, roundq(size, S->q), align, 0, 0, 0, UINT64_MAX, flags, true};
+	r = (mreq_t){size, roundq(size, S->q), align, 0, 0, 0, UINT64_MAX, flags, true, 0};
 	CHECK(mreq_valid(S, &r));
 	fits = model_can_fit(S, &r);
 	errno = 0;
@@ -1354,7 +1374,8 @@ static void pick_constraints(reader_t *r, const marena_t *A, mreq_t *q, uint64_t
 		if (m & 8)
 			*maxaddr = pick_addr(r, A);
 	}
-	q->last = *maxaddr == 0 ? UINT64_MAX : *maxaddr - 1;
+	q->max = *maxaddr;
+	q->last = caller_last(A->q, q->size, q->min, *maxaddr);
 }
 
 static void op_alloc(reader_t *r, bool x)
