@@ -922,7 +922,8 @@ static int merge_cached(rctx_t *c, vsnap_arena_t *a)
 	old = malloc(nold * sizeof(*old) + 1);
 	if (old == NULL)
 		return fail(c, "out of memory");
-	memcpy(old, (vsnap_seg_rec_t *)c->segs.p + a->seg_first, nold * sizeof(*old));
+	if (nold != 0) /* a corrupt target may list cached objects in an arena with no segment */
+		memcpy(old, (vsnap_seg_rec_t *)c->segs.p + a->seg_first, nold * sizeof(*old));
 	c->segs.n = a->seg_first;
 	for (size_t i = 0; i < nold; i++) {
 		vsnap_seg_rec_t *g = grow(&c->segs);

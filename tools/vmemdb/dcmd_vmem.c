@@ -49,7 +49,8 @@ int vdb_arenas_of_call(vdb_call_t *c, size_t **idx, size_t *n, bool *all)
 	if (*idx == NULL)
 		return -1;
 	if (!c->have_input) {
-		memcpy(*idx, db->tree, db->s->narenas * sizeof(size_t));
+		if (db->s->narenas != 0) /* db->tree may be NULL then */
+			memcpy(*idx, db->tree, db->s->narenas * sizeof(size_t));
 		*n = db->s->narenas;
 		return 0;
 	}
