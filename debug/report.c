@@ -166,14 +166,65 @@ static int by_bytes_desc(const void *a, const void *b)
 	return x->count < y->count ? 1 : x->count > y->count ? -1 : 0;
 }
 
-/* Collect the outstanding segments and cached objects of vmp. */
-static void leak_collect(vmem_t *vmp, leak_set_t *ls)
+/*
+ * The starts of the spans that vmp's importers hold: vmp's segments (or
+ * cached objects) behind them are not leaks of vmp but spans of a live
+ * arena, whose own report shows what it still holds -- reporting both
+ * would count every leak of a child twice.  Caller holds vmem__list_lock
+ * (which keeps the tree still); takes each child's lock in turn.
+ */
+typedef struct imp_set {
+	uintptr_t *start;
+	size_t n, cap;
+} imp_set_t;
+
+static int uintptr_cmp(const void *a, const void *b)
+{
+	uintptr_t x = *(const uintptr_t *)a, y = *(const uintptr_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+static void imported_by_children(vmem_t *vmp, imp_set_t *is)
+{
+	for (vmem_t *c = vmp->vm_children; c != NULL; c = c->vm_sibling) {
+		pthread_mutex_lock(&c->vm_lock);
+		for (vmem_seg_t *vsp = c->vm_seg0.vs_anext; vsp != &c->vm_seg0;
+		     vsp = vsp->vs_anext) {
+			if (vsp->vs_type != VMEM_SEG_SPAN || !(vsp->vs_flags & VMEM_SEGF_IMPORTED))
+				continue;
+			if (is->n == is->cap) {
+				size_t cap = is->cap ? 2 * is->cap : 64;
+				uintptr_t *p = realloc(is->start, cap * sizeof(*p));
+
+				if (p == NULL)
+					break; /* report too much rather than nothing */
+				is->start = p;
+				is->cap = cap;
+			}
+			is->start[is->n++] = vsp->vs_start;
+		}
+		pthread_mutex_unlock(&c->vm_lock);
+	}
+	if (is->n > 1)
+		qsort(is->start, is->n, sizeof(*is->start), uintptr_cmp);
+}
+
+static bool imported(const imp_set_t *is, uintptr_t start)
+{
+	return is != NULL && is->n != 0 &&
+	       bsearch(&start, is->start, is->n, sizeof(*is->start), uintptr_cmp) != NULL;
+}
+
+/* Collect the outstanding segments and cached objects of vmp, but `imp`. */
+static void leak_collect(vmem_t *vmp, const imp_set_t *imp, leak_set_t *ls)
 {
 	vmem_seg_t *vsp;
 
 	pthread_mutex_lock(&vmp->vm_lock);
 	for (vsp = vmp->vm_seg0.vs_anext; vsp != &vmp->vm_seg0; vsp = vsp->vs_anext) {
-		if (vsp->vs_type == VMEM_SEG_ALLOC && !(vsp->vs_flags & VMEM_SEGF_SLAB))
+		if (vsp->vs_type == VMEM_SEG_ALLOC && !(vsp->vs_flags & VMEM_SEGF_SLAB) &&
+		    !imported(imp, vsp->vs_start))
 			leak_add(ls, vsp->vs_stack, vsp->u.a.vs_asize, vsp->vs_start);
 	}
 	pthread_mutex_unlock(&vmp->vm_lock);
@@ -186,7 +237,8 @@ static void leak_collect(vmem_t *vmp, leak_set_t *ls)
 				for (unsigned o = 0; o < qc->qc_nobj; o++) {
 					const vmem_qaudit_t *a = sl->sl_audit;
 
-					if (sl->sl_freemap & (1ULL << o))
+					if ((sl->sl_freemap & (1ULL << o)) ||
+					    imported(imp, sl->sl_base + o * qc->qc_objsize))
 						continue;
 					leak_add(ls, a != NULL ? a[o].qa_alloc_stack : 0,
 					         qc->qc_objsize, sl->sl_base + o * qc->qc_objsize);
@@ -303,12 +355,19 @@ static void leak_print_json(int fd, const vmem_t *vmp, const leak_set_t *ls)
 	fdprintf(fd, "]}\n");
 }
 
-/* Report vmp's leaks to fd (and to VMEM_LEAK_JSON when asked); count them. */
-static uint64_t leak_report_one(vmem_t *vmp, int fd, int flags, bool env_json)
+/*
+ * Report vmp's leaks to fd (and to VMEM_LEAK_JSON when asked); count them.
+ * `imp`: the spans vmp's importers hold (NULL: none).  `always`: print a
+ * report with no leak too (an explicit JSON request gets a document).
+ */
+static uint64_t leak_report_one(vmem_t *vmp, const imp_set_t *imp, int fd, int flags, bool env_json,
+                                bool always)
 {
 	leak_set_t ls = {0};
 
-	leak_collect(vmp, &ls);
+	leak_collect(vmp, imp, &ls);
+	if (ls.count == 0 && always && (flags & VMEM_REPORT_JSON))
+		leak_print_json(fd, vmp, &ls);
 	if (ls.count != 0) {
 		if (flags & VMEM_REPORT_JSON)
 			leak_print_json(fd, vmp, &ls);
@@ -328,22 +387,38 @@ static uint64_t leak_report_one(vmem_t *vmp, int fd, int flags, bool env_json)
 	return ls.count;
 }
 
+/* At vmem_destroy(): the arena has no importers left (destroy refuses them). */
 void vmem__dbg_leak_report_destroy(vmem_t *vmp)
 {
-	(void)leak_report_one(vmp, STDERR_FILENO, VMEM_REPORT_TEXT, true);
+	(void)leak_report_one(vmp, NULL, STDERR_FILENO, VMEM_REPORT_TEXT, true, false);
+}
+
+/* Every arena's report, with vmem__list_lock held (it keeps them alive). */
+static void leak_report_all_locked(int fd, int flags, bool env_json)
+{
+	for (vmem_t *a = vmem__list_head; a != NULL; a = a->vm_next) {
+		imp_set_t imp = {0};
+
+		imported_by_children(a, &imp);
+		(void)leak_report_one(a, &imp, fd, flags, env_json, false);
+		free(imp.start);
+	}
 }
 
 int vmem__dbg_leak_report(vmem_t *vmp, int fd, int flags)
 {
-	if (vmp != NULL) {
-		(void)leak_report_one(vmp, fd, flags, false);
+	imp_set_t imp = {0};
+
+	pthread_mutex_lock(&vmem__list_lock);
+	if (vmp == NULL) {
+		leak_report_all_locked(fd, flags, false);
+		pthread_mutex_unlock(&vmem__list_lock);
 		return 0;
 	}
-	/* Every arena: the list lock keeps them alive while we read them. */
-	pthread_mutex_lock(&vmem__list_lock);
-	for (vmem_t *a = vmem__list_head; a != NULL; a = a->vm_next)
-		(void)leak_report_one(a, fd, flags, false);
+	imported_by_children(vmp, &imp);
 	pthread_mutex_unlock(&vmem__list_lock);
+	(void)leak_report_one(vmp, &imp, fd, flags, false, true);
+	free(imp.start);
 	return 0;
 }
 
@@ -351,8 +426,7 @@ int vmem__dbg_leak_report(vmem_t *vmp, int fd, int flags)
 static void leak_check_at_exit(void)
 {
 	pthread_mutex_lock(&vmem__list_lock);
-	for (vmem_t *a = vmem__list_head; a != NULL; a = a->vm_next)
-		(void)leak_report_one(a, STDERR_FILENO, VMEM_REPORT_TEXT, true);
+	leak_report_all_locked(STDERR_FILENO, VMEM_REPORT_TEXT, true);
 	pthread_mutex_unlock(&vmem__list_lock);
 }
 

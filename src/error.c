@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include "../debug/debug.h"
@@ -48,10 +49,14 @@ static void policy_from_env(void)
 {
 	const char *v = getenv("VMEM_ERROR_POLICY");
 
-	if (v != NULL && strcmp(v, "continue") == 0)
+	if (v == NULL || *v == '\0')
+		return;
+	if (strcasecmp(v, "continue") == 0)
 		atomic_store(&policy, VMEM_ERRORS_CONTINUE);
-	else if (v != NULL && strcmp(v, "abort") == 0)
+	else if (strcasecmp(v, "abort") == 0)
 		atomic_store(&policy, VMEM_ERRORS_ABORT);
+	else /* say so: a misspelt "continue" would otherwise abort silently */
+		vmem__write_line("VMEM_ERROR_POLICY: expected 'abort' or 'continue'; errors abort");
 }
 
 int vmem_set_error_policy(int p)

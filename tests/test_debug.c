@@ -313,6 +313,55 @@ static void test_leak_report_groups(void **state)
 	assert_non_null(strstr(out, "vmem_destroy('leaky'): leaked 65536 bytes in 4 segments"));
 }
 
+/*
+ * A leak in an importing arena is reported once, by that arena: the
+ * source's segments behind the importer's spans (a plain segment, and a
+ * cached object when the span has a cached size) are the importer's
+ * business, as vmemdb's ::findleaks has it too.
+ */
+static void test_leak_report_leaves_out_imported_spans(void **state)
+{
+	vmem_t *src = arena("src", 4);
+	vmem_t *big = vmem_create("big", NULL, 0, PG, vmem_alloc, vmem_free, src, 0, VM_SLEEP);
+	vmem_t *small = vmem_create("small", NULL, 0, PG, vmem_alloc, vmem_free, src, 0, VM_SLEEP);
+	char path[] = "/tmp/vmem-leak-XXXXXX", buf[65536];
+	int fd = mkstemp(path);
+	ssize_t n;
+	void *own;
+
+	(void)state;
+	assert_true(fd >= 0);
+	leak_one(big);                                    /* a 10-page span imported from src */
+	assert_non_null(vmem_alloc(small, PG, VM_SLEEP)); /* a 1-page span: cached in src */
+	own = vmem_xalloc(src, 3 * PG, 0, 0, 0, NULL, NULL, VM_SLEEP); /* src's own leak */
+	assert_int_equal(vmem_debug_leak_report(NULL, fd, VMEM_REPORT_JSON), 0);
+	lseek(fd, 0, SEEK_SET);
+	n = read(fd, buf, sizeof(buf) - 1);
+	assert_true(n > 0);
+	buf[n] = '\0';
+	assert_non_null(strstr(buf, "{\"arena\":\"src\",\"arena_id\""));
+	assert_non_null(strstr(buf, "\"total_bytes\":12288,\"total_count\":1,"));
+	assert_non_null(strstr(buf, "{\"arena\":\"big\""));
+	assert_non_null(strstr(buf, "\"total_bytes\":40960,\"total_count\":1,"));
+	assert_non_null(strstr(buf, "{\"arena\":\"small\""));
+	assert_non_null(strstr(buf, "\"total_bytes\":4096,\"total_count\":1,"));
+	/* Per arena: the same rule, and an arena without leaks still gets a document. */
+	vmem_xfree(src, own, 3 * PG);
+	assert_int_equal(ftruncate(fd, 0), 0);
+	lseek(fd, 0, SEEK_SET);
+	assert_int_equal(vmem_debug_leak_report(src, fd, VMEM_REPORT_JSON), 0);
+	lseek(fd, 0, SEEK_SET);
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	unlink(path);
+	assert_true(n > 0);
+	buf[n] = '\0';
+	assert_non_null(strstr(buf, "\"total_bytes\":0,\"total_count\":0,\"leaks\":[]}"));
+	vmem_destroy(big); /* leak warnings on stderr; spans go back to src */
+	vmem_destroy(small);
+	vmem_destroy(src);
+}
+
 static void test_leak_report_json_and_cached(void **state)
 {
 	vmem_t *vmp = arena("jleak", 4);
@@ -472,6 +521,7 @@ int main(void)
 	    cmocka_unit_test(test_continue_loses_nothing),
 	    cmocka_unit_test(test_leak_report_groups),
 	    cmocka_unit_test(test_leak_report_json_and_cached),
+	    cmocka_unit_test(test_leak_report_leaves_out_imported_spans),
 	    cmocka_unit_test(test_audit_record_and_log),
 	    cmocka_unit_test(test_stacks_deduplicated),
 	    cmocka_unit_test(test_leak_check_at_exit),
