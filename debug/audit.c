@@ -84,10 +84,12 @@ void vmem__dbg_slab_audit_free(void *audit)
 		vmem__pool_put(&audit_pool, audit);
 }
 
-void vmem__dbg_qc_on_alloc(struct vmem_qcache *qc, void *audit, unsigned obj, uintptr_t addr)
+void vmem__dbg_qc_on_alloc(struct vmem_qcache *qc, void *audit, unsigned obj, uintptr_t addr,
+                           size_t size)
 {
 	vmem_qaudit_t *a = (vmem_qaudit_t *)audit + obj;
 
+	a->qa_asize = size;
 	a->qa_alloc_stack = vmem__stack_current();
 	a->qa_alloc_tid = (uint32_t)vmem__dbg_tid();
 	a->qa_alloc_time = vmem__dbg_now();
@@ -103,6 +105,11 @@ void vmem__dbg_qc_on_free(struct vmem_qcache *qc, void *audit, unsigned obj, uin
 	a->qa_free_time = vmem__dbg_now();
 	vmem__log(VMEM_TX_QFREE, qc->qc_arena->vm_id, addr, qc->qc_objsize, a->qa_free_stack,
 	          a->qa_alloc_stack);
+}
+
+size_t vmem__dbg_qc_size(const void *audit, unsigned obj)
+{
+	return audit != NULL ? (size_t)((const vmem_qaudit_t *)audit)[obj].qa_asize : 0;
 }
 
 void vmem__dbg_qc_describe(void *audit, unsigned obj, vmem_error_info_t *info)

@@ -62,6 +62,7 @@ typedef struct vmem_qaudit {
 	uint32_t qa_alloc_stack, qa_free_stack;
 	uint32_t qa_alloc_tid, qa_free_tid;
 	uint64_t qa_alloc_time, qa_free_time;
+	uint64_t qa_asize; /* the caller's size (appended: the root describes the rest) */
 } vmem_qaudit_t;
 
 /* ---- reports (report.c) ---- */

@@ -35,10 +35,14 @@ struct vmem_slab;
 /* Audit storage for a new slab (NULL if none could be had). */
 void *vmem__dbg_slab_audit_new(unsigned nobj);
 void vmem__dbg_slab_audit_free(void *audit);
-void vmem__dbg_qc_on_alloc(struct vmem_qcache *qc, void *audit, unsigned obj, uintptr_t addr);
+/* Object obj was allocated with the caller's exact `size`. */
+void vmem__dbg_qc_on_alloc(struct vmem_qcache *qc, void *audit, unsigned obj, uintptr_t addr,
+                           size_t size);
 void vmem__dbg_qc_on_free(struct vmem_qcache *qc, void *audit, unsigned obj, uintptr_t addr);
 /* Fill in what the audit knows about object obj (for reports). */
 void vmem__dbg_qc_describe(void *audit, unsigned obj, vmem_error_info_t *info);
+/* The size the caller gave when object obj was allocated (0: unknown). */
+size_t vmem__dbg_qc_size(const void *audit, unsigned obj);
 
 /* ---- errors (no lock held) ---- */
 /* A free was refused: refine the diagnosis (double free) and add stacks. */

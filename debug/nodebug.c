@@ -59,12 +59,21 @@ void vmem__dbg_slab_audit_free(void *audit)
 	(void)audit;
 }
 
-void vmem__dbg_qc_on_alloc(struct vmem_qcache *qc, void *audit, unsigned obj, uintptr_t addr)
+void vmem__dbg_qc_on_alloc(struct vmem_qcache *qc, void *audit, unsigned obj, uintptr_t addr,
+                           size_t size)
 {
 	(void)qc;
 	(void)audit;
 	(void)obj;
 	(void)addr;
+	(void)size;
+}
+
+size_t vmem__dbg_qc_size(const void *audit, unsigned obj)
+{
+	(void)audit;
+	(void)obj;
+	return 0;
 }
 
 void vmem__dbg_qc_on_free(struct vmem_qcache *qc, void *audit, unsigned obj, uintptr_t addr)

@@ -241,7 +241,9 @@ static void leak_collect(vmem_t *vmp, const imp_set_t *imp, leak_set_t *ls)
 					    imported(imp, sl->sl_base + o * qc->qc_objsize))
 						continue;
 					leak_add(ls, a != NULL ? a[o].qa_alloc_stack : 0,
-					         qc->qc_objsize, sl->sl_base + o * qc->qc_objsize);
+					         a != NULL && a[o].qa_asize != 0 ? a[o].qa_asize
+					                                         : qc->qc_objsize,
+					         sl->sl_base + o * qc->qc_objsize);
 				}
 			}
 		}

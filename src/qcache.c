@@ -537,7 +537,7 @@ static bool slab_take_one_locked(vmem_qcache_t *qc, uintptr_t *addrp, vmem_slab_
 }
 
 /* Allocation in the debug library: straight to the slabs, audited. */
-int vmem__qc_alloc_debug(vmem_qcache_t *qc, int vmflag, uintptr_t *addrp)
+int vmem__qc_alloc_debug(vmem_qcache_t *qc, size_t size, int vmflag, uintptr_t *addrp)
 {
 	for (int attempt = 0; attempt < 2; attempt++) {
 		vmem_slab_t *sl;
@@ -546,7 +546,7 @@ int vmem__qc_alloc_debug(vmem_qcache_t *qc, int vmflag, uintptr_t *addrp)
 		pthread_mutex_lock(&qc->qc_slab_lock);
 		if (slab_take_one_locked(qc, addrp, &sl, &obj)) {
 			if (sl->sl_audit != NULL)
-				vmem__dbg_qc_on_alloc(qc, sl->sl_audit, obj, *addrp);
+				vmem__dbg_qc_on_alloc(qc, sl->sl_audit, obj, *addrp, size);
 			pthread_mutex_unlock(&qc->qc_slab_lock);
 			count_shared(qc, &qc->qc_dead_alloc);
 			return 0;
@@ -559,16 +559,83 @@ int vmem__qc_alloc_debug(vmem_qcache_t *qc, int vmflag, uintptr_t *addrp)
 }
 
 /*
- * Free in the debug library: the object must be an allocated object of one
- * of this cache's slabs (or an object the arena served directly).
+ * What a free of addr with `size` is, addr being in slab sl of qc and not
+ * a good free: a free in the slab's unused tail, an interior free, a
+ * double free or a wrong size (the caller's size of the object, which the
+ * audit keeps, against the size given).  qc_slab_lock held.
  */
-void vmem__qc_free_debug(vmem_qcache_t *qc, uintptr_t addr)
+static void diagnose_locked(vmem_qcache_t *qc, vmem_slab_t *sl, uintptr_t addr, size_t size,
+                            vmem_error_info_t *info)
+{
+	uintptr_t off = addr - sl->sl_base;
+	unsigned obj = (unsigned)(off / qc->qc_objsize);
+	size_t asize = obj < qc->qc_nobj ? vmem__dbg_qc_size(sl->sl_audit, obj) : 0;
+
+	info->ve_seg_start = sl->sl_base + (uintptr_t)obj * qc->qc_objsize;
+	info->ve_seg_size = asize != 0 ? asize : qc->qc_objsize;
+	if (obj >= qc->qc_nobj) {
+		info->ve_kind = VMEM_ERR_BAD_FREE; /* in a slab's unused tail */
+		info->ve_seg_start = 0;
+		info->ve_seg_size = 0;
+		return;
+	}
+	if (off % qc->qc_objsize != 0) {
+		info->ve_kind = VMEM_ERR_INTERIOR_FREE;
+	} else if (sl->sl_freemap & (1ULL << obj)) {
+		uint64_t tid, when;
+
+		if (sl->sl_audit != NULL &&
+		    vmem__dbg_qc_audit(sl->sl_audit, obj, &tid, &when) == 0 && when == 0) {
+			info->ve_kind = VMEM_ERR_BAD_FREE; /* a free object never handed out */
+			info->ve_seg_start = 0;
+			info->ve_seg_size = 0;
+			return;
+		}
+		info->ve_kind = VMEM_ERR_DOUBLE_FREE;
+	} else {
+		info->ve_kind = VMEM_ERR_SIZE_MISMATCH;
+	}
+	if (sl->sl_audit != NULL)
+		vmem__dbg_qc_describe(sl->sl_audit, obj, info);
+	if (info->ve_kind != VMEM_ERR_DOUBLE_FREE) { /* an earlier life's free: not this story */
+		info->ve_free_stack = NULL;
+		info->ve_free_depth = 0;
+		info->ve_free_thread = 0;
+		info->ve_free_time = 0;
+	}
+}
+
+bool vmem__qc_diagnose(vmem_t *vmp, uintptr_t addr, size_t size, vmem_error_info_t *info)
+{
+	for (int i = 0; i < vmp->vm_nqcache; i++) {
+		vmem_qcache_t *qc = vmp->vm_qcache[i];
+		vmem_slab_t *sl;
+
+		pthread_mutex_lock(&qc->qc_slab_lock);
+		sl = slab_lookup_locked(qc, addr);
+		if (sl != NULL) {
+			diagnose_locked(qc, sl, addr, size, info);
+			pthread_mutex_unlock(&qc->qc_slab_lock);
+			return true;
+		}
+		pthread_mutex_unlock(&qc->qc_slab_lock);
+	}
+	return false;
+}
+
+/*
+ * Free in the debug library: the object must be an allocated object of one
+ * of this cache's slabs (or an object the arena served directly), freed
+ * with the size it was allocated with.  An object of another cache of the
+ * arena (a size that rounds to another cache) is a wrong size.
+ */
+void vmem__qc_free_debug(vmem_qcache_t *qc, uintptr_t addr, size_t size)
 {
 	vmem_error_info_t info = {.ve_func = "vmem_free",
 	                          .ve_arena = qc->qc_arena,
 	                          .ve_arena_name = qc->qc_arena->vm_name,
 	                          .ve_addr = addr,
-	                          .ve_size = qc->qc_objsize};
+	                          .ve_size = size};
 	vmem_slab_t *sl;
 	uintptr_t off;
 	unsigned obj;
@@ -577,33 +644,30 @@ void vmem__qc_free_debug(vmem_qcache_t *qc, uintptr_t addr)
 	sl = slab_lookup_locked(qc, addr);
 	if (sl == NULL) {
 		pthread_mutex_unlock(&qc->qc_slab_lock);
+		if (vmem__qc_diagnose(qc->qc_arena, addr, size, &info)) {
+			vmem__report_free_error(qc->qc_arena, &info);
+			return;
+		}
 		free_foreign(qc, addr); /* direct objects; the arena diagnoses the rest */
 		return;
 	}
 	off = addr - sl->sl_base;
 	obj = (unsigned)(off / qc->qc_objsize);
 	if (obj < qc->qc_nobj && off % qc->qc_objsize == 0 && !(sl->sl_freemap & (1ULL << obj))) {
-		if (sl->sl_audit != NULL)
-			vmem__dbg_qc_on_free(qc, sl->sl_audit, obj, addr);
-		(void)slab_give_locked(qc, sl, addr);
-		pthread_mutex_unlock(&qc->qc_slab_lock);
-		count_shared(qc, &qc->qc_dead_free);
-		(void)slabs_release(qc, VMEM_QC_KEEP_SLAB);
-		return;
+		size_t asize = vmem__dbg_qc_size(sl->sl_audit, obj);
+
+		/* (Arenas of the BSD API take any size of the same quanta: this cache's.) */
+		if (asize == 0 || asize == size || qc->qc_arena->vm_free_rounded) {
+			if (sl->sl_audit != NULL)
+				vmem__dbg_qc_on_free(qc, sl->sl_audit, obj, addr);
+			(void)slab_give_locked(qc, sl, addr);
+			pthread_mutex_unlock(&qc->qc_slab_lock);
+			count_shared(qc, &qc->qc_dead_free);
+			(void)slabs_release(qc, VMEM_QC_KEEP_SLAB);
+			return;
+		}
 	}
-	if (obj >= qc->qc_nobj) {
-		info.ve_kind = VMEM_ERR_BAD_FREE; /* in a slab's unused tail */
-	} else if (off % qc->qc_objsize != 0) {
-		info.ve_kind = VMEM_ERR_INTERIOR_FREE;
-		info.ve_seg_start = sl->sl_base + obj * qc->qc_objsize;
-		info.ve_seg_size = qc->qc_objsize;
-	} else {
-		info.ve_kind = VMEM_ERR_DOUBLE_FREE;
-		info.ve_seg_start = addr;
-		info.ve_seg_size = qc->qc_objsize;
-	}
-	if (sl->sl_audit != NULL && obj < qc->qc_nobj)
-		vmem__dbg_qc_describe(sl->sl_audit, obj, &info);
+	diagnose_locked(qc, sl, addr, size, &info);
 	pthread_mutex_unlock(&qc->qc_slab_lock);
 	vmem__report_free_error(qc->qc_arena, &info);
 }

@@ -102,8 +102,15 @@ void vmem__qc_free_slow(vmem_qcache_t *qc, vmem_tc_entry_t *e, bool entered, boo
                         uintptr_t addr);
 bool vmem__qc_reap_one(vmem_qcache_t *qc, bool full);
 /* The debug library's cached paths: no magazines, every free verified. */
-int vmem__qc_alloc_debug(vmem_qcache_t *qc, int vmflag, uintptr_t *addrp);
-void vmem__qc_free_debug(vmem_qcache_t *qc, uintptr_t addr);
+int vmem__qc_alloc_debug(vmem_qcache_t *qc, size_t size, int vmflag, uintptr_t *addrp);
+void vmem__qc_free_debug(vmem_qcache_t *qc, uintptr_t addr, size_t size);
+/*
+ * Debug library: if addr lies in a slab of one of vmp's caches, say in
+ * *info what a free of it with `size` is (a double free, an interior
+ * free, a wrong size) with the object's audit, and return true.  No slab
+ * or arena lock held.
+ */
+bool vmem__qc_diagnose(vmem_t *vmp, uintptr_t addr, size_t size, vmem_error_info_t *info);
 /* Return rounds to their slabs (or the arena); qc_slab_lock not held. */
 void vmem__qc_return_rounds(vmem_qcache_t *qc, const uintptr_t *rounds, unsigned n);
 /* Objects in magazines and slabs of vmp's caches, as bytes free to callers. */
@@ -271,15 +278,18 @@ static inline bool vmem__qc_free_fast(vmem_qcache_t *qc, uintptr_t addr, unsigne
 	return true;
 }
 
-/* vmem_alloc() of a cached size: the loaded magazine, else the previous. */
-static inline int vmem__qc_alloc(vmem_qcache_t *qc, int vmflag, uintptr_t *addrp)
+/*
+ * vmem_alloc() of a cached size: the loaded magazine, else the previous.
+ * `size`: the caller's, which the debug library records and checks.
+ */
+static inline int vmem__qc_alloc(vmem_qcache_t *qc, size_t size, int vmflag, uintptr_t *addrp)
 {
 	vmem_tc_entry_t *e;
 	vmem_mag_t *m;
 	uint32_t n;
 
 	if (vmem_debug)
-		return vmem__qc_alloc_debug(qc, vmflag, addrp);
+		return vmem__qc_alloc_debug(qc, size, vmflag, addrp);
 	e = vmem__tc_entry(qc);
 	if (__builtin_expect(e == NULL, 0) && (e = vmem__tc_entry_slow(qc)) == NULL)
 		return vmem__qc_alloc_slow(qc, NULL, false, vmflag, addrp);
@@ -304,7 +314,7 @@ static inline int vmem__qc_alloc(vmem_qcache_t *qc, int vmflag, uintptr_t *addrp
 }
 
 /* vmem_free() of a cached size: the loaded magazine, else the previous. */
-static inline void vmem__qc_free(vmem_qcache_t *qc, uintptr_t addr)
+static inline void vmem__qc_free(vmem_qcache_t *qc, uintptr_t addr, size_t size)
 {
 	bool bypass;
 	vmem_tc_entry_t *e;
@@ -312,7 +322,7 @@ static inline void vmem__qc_free(vmem_qcache_t *qc, uintptr_t addr)
 	uint32_t n;
 
 	if (vmem_debug) {
-		vmem__qc_free_debug(qc, addr);
+		vmem__qc_free_debug(qc, addr, size);
 		return;
 	}
 	bypass = atomic_load_explicit(&qc->qc_arena->vm_sleepers, memory_order_relaxed) != 0;

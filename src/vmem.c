@@ -613,8 +613,8 @@ int vmem__alloc(vmem_t *vmp, size_t size, int vmflag, uintptr_t *addrp)
 	if (vmp == NULL || !call_flags_ok(vmflag))
 		return EINVAL;
 	if (size - 1 < vmp->vm_qcache_max) {
-		int err =
-		    vmem__qc_alloc(vmp->vm_qcache[(size - 1) >> vmp->vm_qshift], vmflag, addrp);
+		int err = vmem__qc_alloc(vmp->vm_qcache[(size - 1) >> vmp->vm_qshift], size, vmflag,
+		                         addrp);
 
 		if (err != 0 && (vmflag & VM_PANIC))
 			vmem__panic(
@@ -851,6 +851,29 @@ void vmem__report_free_error(vmem_t *vmp, vmem_error_info_t *info)
 	}
 }
 
+/*
+ * Debug library: a caller's free of an address in a quantum-cache slab
+ * that did not come through the object's own cache (a size that rounds to
+ * another cache or to none, or vmem_xfree) is about the object, not the
+ * slab: diagnose it from the object's audit.  True if reported.  No lock
+ * held (the slab locks come before the arena lock).
+ */
+static bool report_object_free(vmem_t *vmp, uintptr_t addr, size_t size, const char *func)
+{
+	vmem_error_info_t info = {.ve_func = func,
+	                          .ve_arena = vmp,
+	                          .ve_arena_name = vmp->vm_name,
+	                          .ve_addr = addr,
+	                          .ve_size = size};
+
+	if (!vmem_debug || vmp->vm_nqcache == 0 || !vmem__qc_diagnose(vmp, addr, size, &info))
+		return false;
+	if (strcmp(func, "vmem_xfree") == 0)
+		info.ve_kind = VMEM_ERR_XFREE_CACHED; /* the cache's ground, whatever the object */
+	vmem__report_free_error(vmp, &info);
+	return true;
+}
+
 /* Diagnose and report a free whose address the hash does not know. */
 static void report_unknown_free(vmem_t *vmp, uintptr_t addr, size_t size, const char *func)
 {
@@ -863,6 +886,8 @@ static void report_unknown_free(vmem_t *vmp, uintptr_t addr, size_t size, const 
 	char owner[VMEM_NAMELEN + 1];
 	vmem_seg_t *vsp;
 
+	if (report_object_free(vmp, addr, size, func))
+		return;
 	pthread_mutex_lock(&vmp->vm_lock);
 	vsp = vmem__seg_find(vmp, addr);
 	if (vsp != NULL && vsp->vs_type == VMEM_SEG_ALLOC) {
@@ -918,6 +943,8 @@ static void report_cache_free(vmem_t *vmp, vmem_seg_t *vsp, size_t size, const c
 	if (vmem_debug)
 		vmem__dbg_describe_seg(vsp, &info);
 	pthread_mutex_unlock(&vmp->vm_lock);
+	if (report_object_free(vmp, info.ve_addr, size, func))
+		return;
 	vmem__report_free_error(vmp, &info);
 }
 
@@ -984,7 +1011,7 @@ void vmem__free(vmem_t *vmp, uintptr_t addr, size_t size, const char *func)
 	if (vmp == NULL)
 		vmem__panic("%s(NULL, %#lx, %zu): NULL arena", func, (unsigned long)addr, size);
 	if (size - 1 < vmp->vm_qcache_max) {
-		vmem__qc_free(vmp->vm_qcache[(size - 1) >> vmp->vm_qshift], addr);
+		vmem__qc_free(vmp->vm_qcache[(size - 1) >> vmp->vm_qshift], addr, size);
 		return;
 	}
 	xfree_impl(vmp, addr, size, func, false);

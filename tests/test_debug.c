@@ -264,6 +264,69 @@ static void test_continue_loses_nothing(void **state)
 	vmem_destroy(b);
 }
 
+/*
+ * Frees of quantum-cached objects with the wrong size: through another
+ * cache, through no cache, or a size of the same cache that is not the one
+ * the object was allocated with.  Each is a size mismatch naming the
+ * object and its caller's size (not the slab behind it), nothing is freed,
+ * and the caller's size is the one leak reports show.
+ */
+static void test_cached_wrong_size_frees(void **state)
+{
+	vmem_t *a = arena("qsize", 2); /* caches of 1 and 2 pages */
+	char *c1 = alloc_here(a, PG), *c2 = alloc_here(a, PG), *odd = alloc_here(a, 3000);
+	captured_t cap;
+
+	(void)state;
+	capture_errors(&cap);
+	vmem_free(a, c2, 2 * PG); /* another cache */
+	vmem_free(a, c1, 2 * PG); /* another cache, the object at its slab's start */
+	vmem_free(a, c2, 3 * PG); /* no cache */
+	vmem_free(a, c1, 3 * PG); /* no cache, at the slab's start */
+	vmem_free(a, c2, 100);    /* same cache, another size */
+	vmem_free(a, odd, PG);    /* allocated with 3000 */
+	vmem_xfree(a, c2, PG);    /* vmem_xfree of a live cached object */
+	vmem_free(a, c2 + 8, PG); /* inside it */
+	release_errors();
+	assert_int_equal(cap.n, 8);
+	for (int i = 0; i < 6; i++) {
+		assert_int_equal(cap.kind[i], VMEM_ERR_SIZE_MISMATCH);
+		assert_non_null(strstr(cap.msg[i], "size mismatch"));
+	}
+	assert_int_equal(cap.addr[0], (uintptr_t)c2);
+	assert_int_equal(cap.size[0], 2 * PG);
+	assert_int_equal(cap.seg_size[0], PG);
+	assert_int_equal(cap.addr[1], (uintptr_t)c1);
+	assert_int_equal(cap.seg_size[3], PG);
+	assert_int_equal(cap.size[4], 100);
+	assert_int_equal(cap.seg_size[5], 3000);
+	assert_int_equal(cap.kind[6], VMEM_ERR_XFREE_CACHED);
+	assert_int_equal(cap.kind[7], VMEM_ERR_INTERIOR_FREE);
+	/* Nothing was freed. */
+	assert_int_equal(vmem_size(a, VMEM_ALLOC), 3 * PG);
+	assert_arena_ok(a);
+	{
+		char path[] = "/tmp/vmem-leak-XXXXXX", buf[8192];
+		int fd = mkstemp(path);
+		ssize_t n;
+
+		assert_true(fd >= 0);
+		assert_int_equal(vmem_debug_leak_report(a, fd, VMEM_REPORT_JSON), 0);
+		lseek(fd, 0, SEEK_SET);
+		n = read(fd, buf, sizeof(buf) - 1);
+		close(fd);
+		unlink(path);
+		assert_true(n > 0);
+		buf[n] = '\0';
+		assert_non_null(strstr(buf, "\"total_bytes\":11192,\"total_count\":3,"));
+	}
+	vmem_free(a, c1, PG);
+	vmem_free(a, c2, PG);
+	vmem_free(a, odd, 3000);
+	assert_int_equal(vmem_size(a, VMEM_ALLOC), 0);
+	vmem_destroy(a);
+}
+
 /* ---- leak reports ----------------------------------------------------------------------- */
 
 static __attribute__((noinline)) void leak_three(vmem_t *vmp)
@@ -519,6 +582,7 @@ int main(void)
 	    cmocka_unit_test(test_cached_double_free_report),
 	    cmocka_unit_test(test_each_kind_dies_with_report),
 	    cmocka_unit_test(test_continue_loses_nothing),
+	    cmocka_unit_test(test_cached_wrong_size_frees),
 	    cmocka_unit_test(test_leak_report_groups),
 	    cmocka_unit_test(test_leak_report_json_and_cached),
 	    cmocka_unit_test(test_leak_report_leaves_out_imported_spans),
