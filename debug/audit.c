@@ -128,6 +128,12 @@ void vmem__dbg_qc_describe(void *audit, unsigned obj, vmem_error_info_t *info)
 
 /* ---- classification ----------------------------------------------------------------- */
 
+void vmem__dbg_current_stack(vmem_error_info_t *info)
+{
+	if (info->ve_cur_stack == NULL)
+		info->ve_cur_stack = vmem__stack_get(vmem__stack_current(), &info->ve_cur_depth);
+}
+
 void vmem__dbg_classify(vmem_t *vmp, vmem_error_info_t *info)
 {
 	vmem_txrec_t last;

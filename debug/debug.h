@@ -49,6 +49,8 @@ size_t vmem__dbg_qc_size(const void *audit, unsigned obj);
 void vmem__dbg_classify(vmem_t *vmp, vmem_error_info_t *info);
 /* Add what the audit of segment vsp knows (lock held). */
 void vmem__dbg_describe_seg(const vmem_seg_t *vsp, vmem_error_info_t *info);
+/* Any report without one gets the caller's current stack (PANIC, busy destroy). */
+void vmem__dbg_current_stack(vmem_error_info_t *info);
 /* After the one-line report: print the stacks (default handler only). */
 void vmem__dbg_report_detail(const vmem_error_info_t *info);
 /* The process is about to abort on an error. */

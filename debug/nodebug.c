@@ -103,6 +103,11 @@ void vmem__dbg_describe_seg(const vmem_seg_t *vsp, vmem_error_info_t *info)
 	(void)info;
 }
 
+void vmem__dbg_current_stack(vmem_error_info_t *info)
+{
+	(void)info;
+}
+
 void vmem__dbg_report_detail(const vmem_error_info_t *info)
 {
 	(void)info;

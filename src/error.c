@@ -156,6 +156,8 @@ void vmem__report(vmem_error_info_t *info, const char *fmt, ...)
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
 	info->ve_message = msg;
+	if (vmem_debug && info->ve_kind != VMEM_ERR_LEAK)
+		vmem__dbg_current_stack(info); /* frees have theirs already */
 	if (info->ve_kind > 0 && info->ve_kind < VMEM_ERR_NKINDS)
 		info->ve_kind_name = kind_names[info->ve_kind];
 	if (info->ve_kind != VMEM_ERR_LEAK)

@@ -587,12 +587,16 @@ static int xalloc(vmem_t *vmp, const vmem_req_t *r, uintptr_t *addrp)
 	pthread_mutex_lock(&vmp->vm_lock);
 	err = xalloc_locked(vmp, r, addrp);
 	pthread_mutex_unlock(&vmp->vm_lock);
-	if (err != 0 && (r->rq_flags & VM_PANIC))
+	if (err != 0 && (r->rq_flags & VM_PANIC) && (r->rq_segflags & VMEM_SEGF_XALLOC))
 		vmem__panic(
 		    "vmem_xalloc('%s', %zu, %zu, %zu, %zu, %#lx, %#lx, %#x): cannot satisfy "
 		    "mandatory allocation",
 		    vmp->vm_name, r->rq_size, r->rq_align, r->rq_phase, r->rq_nocross,
-		    (unsigned long)r->rq_min, (unsigned long)r->rq_last, r->rq_flags);
+		    (unsigned long)r->rq_min,
+		    (unsigned long)(r->rq_last == UINTPTR_MAX ? 0 : r->rq_last + 1), r->rq_flags);
+	if (err != 0 && (r->rq_flags & VM_PANIC))
+		vmem__panic("vmem_alloc('%s', %zu, %#x): cannot satisfy mandatory allocation",
+		            vmp->vm_name, r->rq_size, r->rq_flags);
 	return err;
 }
 

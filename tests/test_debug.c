@@ -212,6 +212,36 @@ static void test_each_kind_dies_with_report(void **state)
 	}
 }
 
+/* A failed VM_PANIC allocation names the call made and shows where it was made. */
+static int line_panic;
+
+/* With arg != NULL only learn the call's line (the call itself runs in a child). */
+static __attribute__((noinline)) void panic_here(void *arg)
+{
+	vmem_t *vmp;
+	void *p;
+
+	line_panic = __LINE__ + 4;
+	if (arg != NULL)
+		return;
+	vmp = arena("mandatory", 0);
+	p = vmem_alloc(vmp, 4096 * PG, VM_NOSLEEP | VM_PANIC);
+	__asm__ volatile("" : "+r"(p));
+}
+
+static void test_panic_report_has_stack(void **state)
+{
+	char out[16384];
+
+	(void)state;
+	panic_here(out);
+	assert_aborted(run_child(panic_here, NULL, out, sizeof(out)));
+	assert_non_null(
+	    strstr(out, "vmem_alloc('mandatory', 16777216, 0x3): cannot satisfy mandatory"));
+	assert_non_null(strstr(out, "current stack"));
+	assert_frame(out, "panic_here", line_panic);
+}
+
 /* ---- report-and-continue: counted, nothing lost ------------------------------------ */
 
 static void test_continue_loses_nothing(void **state)
@@ -581,6 +611,7 @@ int main(void)
 	    cmocka_unit_test(test_double_free_report),
 	    cmocka_unit_test(test_cached_double_free_report),
 	    cmocka_unit_test(test_each_kind_dies_with_report),
+	    cmocka_unit_test(test_panic_report_has_stack),
 	    cmocka_unit_test(test_continue_loses_nothing),
 	    cmocka_unit_test(test_cached_wrong_size_frees),
 	    cmocka_unit_test(test_leak_report_groups),
