@@ -48,6 +48,10 @@ check_leaks_scan leaks.out "$DEBUG"
 expect_ok alone.out "$core" -e '::vmem'
 check_vmem alone.out "$KSTAT"
 expect_ok st.out "$prog" "$core" -e '::status'
+# the executable named by a relative path: its frames are still symbolized
+(cd "$(dirname "$prog")" && vdb "$E2E_WORK/rel.out" "./$(basename "$prog")" "$core" -e '::findleaks') ||
+	fail "vmemdb ./$(basename "$prog") exited $?: $(cat rel.out.err)"
+check_leaks_scan rel.out "$DEBUG"
 has st.out "^target: +core .* \(executable $prog\)\$"
 ok "core ($how)"
 rm -f "$core" # cores are large: kept only when a check fails

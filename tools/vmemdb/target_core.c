@@ -526,7 +526,7 @@ vdb_target_t *vdb_open_core(const char *exe, const char *core, char *err, size_t
 {
 	vdb_target_t *t = calloc(1, sizeof(*t));
 	const core_file_t *ef;
-	char *exe_in_core = NULL;
+	char *exe_in_core = NULL, *abs_exe = NULL;
 	core_t *c;
 
 	if (t == NULL) {
@@ -546,7 +546,10 @@ vdb_target_t *vdb_open_core(const char *exe, const char *core, char *err, size_t
 		goto fail;
 	ef = exe_file(c);
 	exe_in_core = strdup(ef->path);
-	if (exe_in_core == NULL || build_maps(t, c, exe_in_core, exe) != 0 ||
+	/* Mappings are named by absolute paths: "./prog" must become one too. */
+	abs_exe = realpath(exe, NULL);
+	if (exe_in_core == NULL ||
+	    build_maps(t, c, exe_in_core, abs_exe != NULL ? abs_exe : exe) != 0 ||
 	    vdb_objects_from_maps(t, err, errlen) != 0) {
 		snprintf(err, errlen, "out of memory");
 		goto fail;
@@ -554,9 +557,11 @@ vdb_target_t *vdb_open_core(const char *exe, const char *core, char *err, size_t
 	if (c->truncated)
 		vdb_note(t, "core %s is truncated: some memory is missing", core);
 	free(exe_in_core);
+	free(abs_exe);
 	return t;
 fail:
 	free(exe_in_core);
+	free(abs_exe);
 	vdb_target_close(t);
 	return NULL;
 }
