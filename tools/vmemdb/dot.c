@@ -24,6 +24,8 @@
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdlib.h>
+#include <errno.h>
+#include <stdbool.h>
 #include <string.h>
 
 #define MAP_ROWS  64
@@ -456,11 +458,26 @@ static int render(vdb_call_t *c, Agraph_t *g, const char *fmt, const char *out, 
 			vdb_err("::dot: Graphviz could not lay the graph out");
 			return -1;
 		}
-		if (out != NULL)
-			rc = gvRenderFilename(db->gvc, g, fmt, out);
-		else
-			rc = gvRenderData(db->gvc, g, fmt, &data, &len);
+		/*
+		 * Always into memory: gvRenderFilename() reports success when it
+		 * cannot open the file, so we write the file ourselves.
+		 */
+		rc = gvRenderData(db->gvc, g, fmt, &data, &len);
 		gvFreeLayout(db->gvc, g);
+		if (rc == 0 && out != NULL) {
+			FILE *f = fopen(out, "w");
+			bool ok = f != NULL && fwrite(data, 1, len, f) == len;
+
+			if (f != NULL && fclose(f) != 0)
+				ok = false;
+			gvFreeRenderData(data);
+			data = NULL;
+			len = 0;
+			if (!ok) {
+				vdb_err("::dot: %s: cannot write: %s", out, strerror(errno));
+				return -1;
+			}
+		}
 	}
 	if (rc != 0) {
 		vdb_err("::dot: rendering %s failed%s%s", fmt, out != NULL ? " to " : "",

@@ -139,6 +139,11 @@ int main(int argc, char **argv)
 		free(a.cmds);
 		return rc;
 	}
+	if (a.pid != NULL && !vdb_parse_num(a.pid, 10, false, &(uint64_t){0})) {
+		fprintf(stderr, "vmemdb: bad process id '%s'\n", a.pid); /* a usage error */
+		free(a.cmds);
+		return 2;
+	}
 	t = open_target(&a, err, sizeof(err));
 	if (t == NULL) {
 		fprintf(stderr, "vmemdb: %s\n", err);
