@@ -211,62 +211,40 @@ static inline bool vmem__qc_plausible(const vmem_qcache_t *qc, uintptr_t addr)
 }
 
 /*
- * The fast paths the public entry points try first: a round from (or into)
- * this thread's loaded magazine, else its previous one.  They make no
- * calls, so those entry points stay leaf functions (no frame, no saved
- * registers) when they succeed.  false: nothing changed; take the full
- * path (vmem__qc_alloc/vmem__qc_free below), which enters again and sees
- * a consistent state.  Not for the debug library (no magazines there).
+ * Take a round from this thread's loaded magazine, else from its previous
+ * one (then swapped in); e entered.  false: both are empty, nothing changed.
  */
-static inline bool vmem__qc_alloc_fast(vmem_qcache_t *qc, uintptr_t *addrp)
+static inline bool vmem__mag_pop(vmem_tc_entry_t *e, uintptr_t *addrp)
 {
-	vmem_tc_entry_t *e = vmem__tc_entry(qc);
-	vmem_mag_t *m;
-	uint32_t n;
+	vmem_mag_t *m = e->te_loaded;
+	uint32_t n = atomic_load_explicit(&m->mg_count, memory_order_relaxed);
 
-	if (__builtin_expect(e == NULL || !vmem__tc_enter(e), 0))
-		return false;
-	m = e->te_loaded;
-	n = atomic_load_explicit(&m->mg_count, memory_order_relaxed);
 	if (__builtin_expect(n == 0, 0)) {
 		vmem_mag_t *p = e->te_prev;
 
 		n = atomic_load_explicit(&p->mg_count, memory_order_relaxed);
-		if (n == 0) {
-			vmem__tc_leave(e);
+		if (n == 0)
 			return false;
-		}
 		e->te_prev = m;
 		e->te_loaded = m = p;
 	}
 	*addrp = m->mg_round[--n];
 	atomic_store_explicit(&m->mg_count, n, memory_order_relaxed);
 	vmem__tc_count(&e->te_alloc);
-	vmem__tc_leave(e);
 	return true;
 }
 
-/* sleepers: the arena's vm_sleepers (frees then bypass the magazines). */
-static inline bool vmem__qc_free_fast(vmem_qcache_t *qc, uintptr_t addr, unsigned sleepers)
+/* The mirror image: put a round in; false: both magazines are full. */
+static inline bool vmem__mag_push(vmem_tc_entry_t *e, uintptr_t addr)
 {
-	vmem_tc_entry_t *e;
-	vmem_mag_t *m;
-	uint32_t n;
+	vmem_mag_t *m = e->te_loaded;
+	uint32_t n = atomic_load_explicit(&m->mg_count, memory_order_relaxed);
 
-	if (__builtin_expect(sleepers != 0 || !vmem__qc_plausible(qc, addr), 0))
-		return false;
-	e = vmem__tc_entry(qc);
-	if (__builtin_expect(e == NULL || !vmem__tc_enter(e), 0))
-		return false;
-	m = e->te_loaded;
-	n = atomic_load_explicit(&m->mg_count, memory_order_relaxed);
 	if (__builtin_expect(n == VMEM_MAG_ROUNDS, 0)) {
 		vmem_mag_t *p = e->te_prev;
 
-		if (atomic_load_explicit(&p->mg_count, memory_order_relaxed) != 0) {
-			vmem__tc_leave(e);
+		if (atomic_load_explicit(&p->mg_count, memory_order_relaxed) != 0)
 			return false;
-		}
 		e->te_prev = m;
 		e->te_loaded = m = p;
 		n = 0;
@@ -274,8 +252,43 @@ static inline bool vmem__qc_free_fast(vmem_qcache_t *qc, uintptr_t addr, unsigne
 	m->mg_round[n] = addr;
 	atomic_store_explicit(&m->mg_count, n + 1, memory_order_relaxed);
 	vmem__tc_count(&e->te_free);
-	vmem__tc_leave(e);
 	return true;
+}
+
+/*
+ * The fast paths the public entry points try first: a round from (or into)
+ * this thread's magazines.  They make no calls, so those entry points stay
+ * leaf functions (no frame, no saved registers) when they succeed.  false:
+ * nothing changed; take the full path (vmem__qc_alloc/vmem__qc_free below),
+ * which enters again and sees a consistent state.  Not for the debug
+ * library (no magazines there).
+ */
+static inline bool vmem__qc_alloc_fast(vmem_qcache_t *qc, uintptr_t *addrp)
+{
+	vmem_tc_entry_t *e = vmem__tc_entry(qc);
+	bool ok;
+
+	if (__builtin_expect(e == NULL || !vmem__tc_enter(e), 0))
+		return false;
+	ok = vmem__mag_pop(e, addrp);
+	vmem__tc_leave(e);
+	return ok;
+}
+
+/* sleepers: the arena's vm_sleepers (frees then bypass the magazines). */
+static inline bool vmem__qc_free_fast(vmem_qcache_t *qc, uintptr_t addr, unsigned sleepers)
+{
+	vmem_tc_entry_t *e;
+	bool ok;
+
+	if (__builtin_expect(sleepers != 0 || !vmem__qc_plausible(qc, addr), 0))
+		return false;
+	e = vmem__tc_entry(qc);
+	if (__builtin_expect(e == NULL || !vmem__tc_enter(e), 0))
+		return false;
+	ok = vmem__mag_push(e, addr);
+	vmem__tc_leave(e);
+	return ok;
 }
 
 /*
@@ -285,8 +298,6 @@ static inline bool vmem__qc_free_fast(vmem_qcache_t *qc, uintptr_t addr, unsigne
 static inline int vmem__qc_alloc(vmem_qcache_t *qc, size_t size, int vmflag, uintptr_t *addrp)
 {
 	vmem_tc_entry_t *e;
-	vmem_mag_t *m;
-	uint32_t n;
 
 	if (vmem_debug)
 		return vmem__qc_alloc_debug(qc, size, vmflag, addrp);
@@ -295,20 +306,8 @@ static inline int vmem__qc_alloc(vmem_qcache_t *qc, size_t size, int vmflag, uin
 		return vmem__qc_alloc_slow(qc, NULL, false, vmflag, addrp);
 	if (__builtin_expect(!vmem__tc_enter(e), 0))
 		return vmem__qc_alloc_slow(qc, NULL, false, vmflag, addrp);
-	m = e->te_loaded;
-	n = atomic_load_explicit(&m->mg_count, memory_order_relaxed);
-	if (__builtin_expect(n == 0, 0)) {
-		vmem_mag_t *p = e->te_prev;
-
-		n = atomic_load_explicit(&p->mg_count, memory_order_relaxed);
-		if (n == 0)
-			return vmem__qc_alloc_slow(qc, e, true, vmflag, addrp);
-		e->te_prev = m;
-		e->te_loaded = m = p;
-	}
-	*addrp = m->mg_round[--n];
-	atomic_store_explicit(&m->mg_count, n, memory_order_relaxed);
-	vmem__tc_count(&e->te_alloc);
+	if (!vmem__mag_pop(e, addrp))
+		return vmem__qc_alloc_slow(qc, e, true, vmflag, addrp);
 	vmem__tc_leave(e);
 	return 0;
 }
@@ -318,8 +317,6 @@ static inline void vmem__qc_free(vmem_qcache_t *qc, uintptr_t addr, size_t size)
 {
 	bool bypass;
 	vmem_tc_entry_t *e;
-	vmem_mag_t *m;
-	uint32_t n;
 
 	if (vmem_debug) {
 		vmem__qc_free_debug(qc, addr, size);
@@ -339,22 +336,10 @@ static inline void vmem__qc_free(vmem_qcache_t *qc, uintptr_t addr, size_t size)
 		vmem__qc_free_slow(qc, NULL, false, false, addr);
 		return;
 	}
-	m = e->te_loaded;
-	n = atomic_load_explicit(&m->mg_count, memory_order_relaxed);
-	if (__builtin_expect(n == VMEM_MAG_ROUNDS, 0)) {
-		vmem_mag_t *p = e->te_prev;
-
-		if (atomic_load_explicit(&p->mg_count, memory_order_relaxed) != 0) {
-			vmem__qc_free_slow(qc, e, true, false, addr);
-			return;
-		}
-		e->te_prev = m;
-		e->te_loaded = m = p;
-		n = 0;
+	if (!vmem__mag_push(e, addr)) {
+		vmem__qc_free_slow(qc, e, true, false, addr);
+		return;
 	}
-	m->mg_round[n] = addr;
-	atomic_store_explicit(&m->mg_count, n + 1, memory_order_relaxed);
-	vmem__tc_count(&e->te_free);
 	vmem__tc_leave(e);
 }
 
