@@ -294,6 +294,23 @@ static void test_continue_loses_nothing(void **state)
 	vmem_destroy(b);
 }
 
+/* vmem_debug_leak_report(vmp, ..., JSON) into buf (NUL-terminated), through a file. */
+static void json_leak_report(vmem_t *vmp, char *buf, size_t size)
+{
+	char path[] = "/tmp/vmem-leak-XXXXXX";
+	int fd = mkstemp(path);
+	ssize_t n;
+
+	assert_true(fd >= 0);
+	unlink(path);
+	assert_int_equal(vmem_debug_leak_report(vmp, fd, VMEM_REPORT_JSON), 0);
+	lseek(fd, 0, SEEK_SET);
+	n = read(fd, buf, size - 1);
+	close(fd);
+	assert_true(n > 0);
+	buf[n] = '\0';
+}
+
 /*
  * Frees of quantum-cached objects with the wrong size: through another
  * cache, through no cache, or a size of the same cache that is not the one
@@ -336,18 +353,9 @@ static void test_cached_wrong_size_frees(void **state)
 	assert_int_equal(vmem_size(a, VMEM_ALLOC), 3 * PG);
 	assert_arena_ok(a);
 	{
-		char path[] = "/tmp/vmem-leak-XXXXXX", buf[8192];
-		int fd = mkstemp(path);
-		ssize_t n;
+		char buf[8192];
 
-		assert_true(fd >= 0);
-		assert_int_equal(vmem_debug_leak_report(a, fd, VMEM_REPORT_JSON), 0);
-		lseek(fd, 0, SEEK_SET);
-		n = read(fd, buf, sizeof(buf) - 1);
-		close(fd);
-		unlink(path);
-		assert_true(n > 0);
-		buf[n] = '\0';
+		json_leak_report(a, buf, sizeof(buf));
 		assert_non_null(strstr(buf, "\"total_bytes\":11192,\"total_count\":3,"));
 	}
 	vmem_free(a, c1, PG);
@@ -417,21 +425,14 @@ static void test_leak_report_leaves_out_imported_spans(void **state)
 	vmem_t *src = arena("src", 4);
 	vmem_t *big = vmem_create("big", NULL, 0, PG, vmem_alloc, vmem_free, src, 0, VM_SLEEP);
 	vmem_t *small = vmem_create("small", NULL, 0, PG, vmem_alloc, vmem_free, src, 0, VM_SLEEP);
-	char path[] = "/tmp/vmem-leak-XXXXXX", buf[65536];
-	int fd = mkstemp(path);
-	ssize_t n;
+	char buf[65536];
 	void *own;
 
 	(void)state;
-	assert_true(fd >= 0);
 	leak_one(big);                                    /* a 10-page span imported from src */
 	assert_non_null(vmem_alloc(small, PG, VM_SLEEP)); /* a 1-page span: cached in src */
 	own = vmem_xalloc(src, 3 * PG, 0, 0, 0, NULL, NULL, VM_SLEEP); /* src's own leak */
-	assert_int_equal(vmem_debug_leak_report(NULL, fd, VMEM_REPORT_JSON), 0);
-	lseek(fd, 0, SEEK_SET);
-	n = read(fd, buf, sizeof(buf) - 1);
-	assert_true(n > 0);
-	buf[n] = '\0';
+	json_leak_report(NULL, buf, sizeof(buf));
 	assert_non_null(strstr(buf, "{\"arena\":\"src\",\"arena_id\""));
 	assert_non_null(strstr(buf, "\"total_bytes\":12288,\"total_count\":1,"));
 	assert_non_null(strstr(buf, "{\"arena\":\"big\""));
@@ -440,15 +441,7 @@ static void test_leak_report_leaves_out_imported_spans(void **state)
 	assert_non_null(strstr(buf, "\"total_bytes\":4096,\"total_count\":1,"));
 	/* Per arena: the same rule, and an arena without leaks still gets a document. */
 	vmem_xfree(src, own, 3 * PG);
-	assert_int_equal(ftruncate(fd, 0), 0);
-	lseek(fd, 0, SEEK_SET);
-	assert_int_equal(vmem_debug_leak_report(src, fd, VMEM_REPORT_JSON), 0);
-	lseek(fd, 0, SEEK_SET);
-	n = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	unlink(path);
-	assert_true(n > 0);
-	buf[n] = '\0';
+	json_leak_report(src, buf, sizeof(buf));
 	assert_non_null(strstr(buf, "\"total_bytes\":0,\"total_count\":0,\"leaks\":[]}"));
 	vmem_destroy(big); /* leak warnings on stderr; spans go back to src */
 	vmem_destroy(small);
@@ -458,21 +451,12 @@ static void test_leak_report_leaves_out_imported_spans(void **state)
 static void test_leak_report_json_and_cached(void **state)
 {
 	vmem_t *vmp = arena("jleak", 4);
-	char path[] = "/tmp/vmem-leak-XXXXXX", buf[65536];
-	int fd = mkstemp(path);
-	ssize_t n;
+	char buf[65536];
 
 	(void)state;
-	assert_true(fd >= 0);
 	leak_three(vmp); /* cached size: from a slab */
 	leak_one(vmp);
-	assert_int_equal(vmem_debug_leak_report(vmp, fd, VMEM_REPORT_JSON), 0);
-	lseek(fd, 0, SEEK_SET);
-	n = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	unlink(path);
-	assert_true(n > 0);
-	buf[n] = '\0';
+	json_leak_report(vmp, buf, sizeof(buf));
 	assert_non_null(strstr(buf, "\"arena\":\"jleak\""));
 	assert_non_null(strstr(buf, "\"total_bytes\":65536,\"total_count\":4"));
 	assert_non_null(strstr(buf, "{\"bytes\":40960,\"count\":1,"));
